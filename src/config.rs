@@ -1,0 +1,725 @@
+//! The one configuration file that describes the whole brain: regions, integrator, drowsiness,
+//! the edges between regions with their feedback gains, the body link, motion limits and teleop.
+//!
+//! The file is parsed once at start-up and validated as a whole: unknown keys, wrong types,
+//! out-of-range values and edges that name a missing node are all collected and reported
+//! together, each with its key path and what is allowed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `regions.vision.rate_hz`.
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigErrors {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        /// File that was being read.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax {
+        /// File that was being parsed.
+        path: String,
+        /// Parser message (with line and column).
+        message: String,
+    },
+    /// The file parsed but breaks one or more rules.
+    #[error("{} error(s) in config:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+}
+
+/// The whole brain's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The fixed-rate integrator (integration/reasoning region).
+    pub integrator: IntegratorConfig,
+    /// The drowsiness signal and sleep.
+    pub drowsiness: DrowsinessConfig,
+    /// Sensory regions by name (`vision`, `language`, `audition`, `proprioception`).
+    pub regions: BTreeMap<String, RegionConfig>,
+    /// Directed edges of the brain graph with their feedback gains (seed 000).
+    pub edges: Vec<EdgeConfig>,
+    /// The body: simulator, kinematic model or serial link to the motor controller.
+    pub body: BodyConfig,
+    /// Motion limits applied by the motor stage before anything reaches a motor.
+    pub limits: LimitsConfig,
+    /// Teleop override console.
+    pub teleop: TeleopConfig,
+}
+
+/// How the integrator waits for its next absolute deadline.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitStrategy {
+    /// `clock_nanosleep(TIMER_ABSTIME)` only: cheapest, up to milliseconds late on a VM.
+    Sleep,
+    /// Sleep until `deadline - spin_margin`, then spin on the monotonic clock.
+    SleepSpin,
+    /// Spin for the whole period (one core fully used).
+    Spin,
+}
+
+/// Configuration of the fixed-rate integrator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegratorConfig {
+    /// Tick rate in Hz (10..=1000).
+    pub rate_hz: f64,
+    /// Working-memory capacity in ticks (16..=65536).
+    pub context_capacity: usize,
+    /// Width of the common token space every region is projected into (8..=1024).
+    pub width: usize,
+    /// Wait strategy for the absolute deadline.
+    pub wait: WaitStrategy,
+    /// Spin margin before the deadline in microseconds (0..=20000), for `sleep_spin`.
+    pub spin_margin_us: u64,
+    /// SCHED_FIFO priority (1..=99) when permitted; 0 disables real-time scheduling.
+    pub realtime_priority: u32,
+    /// Lock memory (`mlockall`) when permitted.
+    pub lock_memory: bool,
+    /// Seed of the fixed initialisation of connector weights until learned ones exist.
+    pub seed: u64,
+}
+
+impl Default for IntegratorConfig {
+    fn default() -> Self {
+        Self {
+            rate_hz: 50.0,
+            context_capacity: 1024,
+            width: 64,
+            wait: WaitStrategy::SleepSpin,
+            spin_margin_us: 2000,
+            realtime_priority: 50,
+            lock_memory: true,
+            seed: 1,
+        }
+    }
+}
+
+/// Drowsiness: a leaky integrator of missed deadlines and staleness, fed back into the loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrowsinessConfig {
+    /// Time constant of the leaky integrator in seconds (0.05..=600).
+    pub time_constant_s: f64,
+    /// Weight of one missed tick deadline (0..=10).
+    pub miss_weight: f64,
+    /// Weight of a stale region per tick (0..=10).
+    pub stale_weight: f64,
+    /// Above this, speed is scaled down (0..=1).
+    pub slow_threshold: f64,
+    /// Above this, heavy regions are told to shed load (0..=1).
+    pub shed_threshold: f64,
+    /// Above this for `sleep_after_s`, the brain asks for sleep (0..=1).
+    pub sleep_threshold: f64,
+    /// How long drowsiness must stay above `sleep_threshold` before sleep is requested (0..=600 s).
+    pub sleep_after_s: f64,
+    /// Speed scale at full drowsiness (0..=1).
+    pub min_speed_scale: f64,
+    /// Whether drowsiness is fed back at all (an ablation switch).
+    pub feedback: bool,
+}
+
+impl Default for DrowsinessConfig {
+    fn default() -> Self {
+        Self {
+            time_constant_s: 1.0,
+            miss_weight: 1.0,
+            stale_weight: 0.3,
+            slow_threshold: 0.2,
+            shed_threshold: 0.4,
+            sleep_threshold: 0.6,
+            sleep_after_s: 1.0,
+            min_speed_scale: 0.2,
+            feedback: true,
+        }
+    }
+}
+
+/// What a region does when its model fails at run time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Go on without this region (it is treated as stale).
+    Continue,
+    /// Stop the robot.
+    Stop,
+}
+
+/// One sensory region.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegionConfig {
+    /// Whether the region runs.
+    pub enabled: bool,
+    /// Model name in `models/manifest.toml` (empty for model-free regions).
+    pub model: String,
+    /// Rate in Hz (0.1..=1000).
+    pub rate_hz: f64,
+    /// ONNX Runtime intra-op threads (1..=64).
+    pub threads: usize,
+    /// The region's output is stale after this many milliseconds (1..=60000).
+    pub stale_after_ms: u64,
+    /// What to do when the region fails.
+    pub on_failure: OnFailure,
+}
+
+impl Default for RegionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: String::new(),
+            rate_hz: 10.0,
+            threads: 1,
+            stale_after_ms: 500,
+            on_failure: OnFailure::Continue,
+        }
+    }
+}
+
+/// One directed edge of the brain graph.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Source node: a region name, `integrator`, `memory` or `emotion`.
+    pub from: String,
+    /// Destination node, same names as `from`.
+    pub to: String,
+    /// Feedback gain (0..=4): how strongly this edge contributes.
+    #[serde(default = "one")]
+    pub gain: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Which body the brain drives.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyKind {
+    /// The embedded simulator (MuJoCo when available, else the kinematic model).
+    Sim,
+    /// The pure-Rust kinematic diff-drive model.
+    Kinematic,
+    /// A real motor controller over a serial port.
+    Serial,
+}
+
+/// The body link.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BodyConfig {
+    /// Which body.
+    pub kind: BodyKind,
+    /// Serial port of the motor controller.
+    pub port: String,
+    /// Baud rate (9600..=2000000).
+    pub baud: u32,
+    /// Serial read timeout in milliseconds (1..=1000).
+    pub read_timeout_ms: u64,
+    /// Telemetry older than this is stale and the robot stops (1..=10000 ms).
+    pub stale_after_ms: u64,
+}
+
+impl Default for BodyConfig {
+    fn default() -> Self {
+        Self {
+            kind: BodyKind::Sim,
+            port: "/dev/ttyACM0".into(),
+            baud: 115_200,
+            read_timeout_ms: 10,
+            stale_after_ms: 200,
+        }
+    }
+}
+
+/// Motion limits enforced by the motor stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Maximum linear speed in m/s (0..=5).
+    pub max_linear_mps: f64,
+    /// Maximum angular speed in rad/s (0..=20).
+    pub max_angular_rps: f64,
+    /// Maximum linear acceleration in m/s^2 (0.01..=20).
+    pub max_linear_accel: f64,
+    /// Maximum angular acceleration in rad/s^2 (0.01..=100).
+    pub max_angular_accel: f64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_linear_mps: 0.5,
+            max_angular_rps: 2.0,
+            max_linear_accel: 1.0,
+            max_angular_accel: 6.0,
+        }
+    }
+}
+
+/// Teleop override console.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeleopConfig {
+    /// A teleop command older than this no longer overrides autonomy (10..=10000 ms).
+    pub timeout_ms: u64,
+    /// Priority of teleop over autonomy (0..=255; autonomy is `autonomy_priority`).
+    pub priority: u8,
+    /// Priority of the brain's own commands (0..=255).
+    pub autonomy_priority: u8,
+}
+
+impl Default for TeleopConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 500,
+            priority: 200,
+            autonomy_priority: 100,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut regions = BTreeMap::new();
+        regions.insert(
+            "vision".into(),
+            RegionConfig {
+                model: "vision".into(),
+                rate_hz: 10.0,
+                stale_after_ms: 500,
+                ..Default::default()
+            },
+        );
+        regions.insert(
+            "language".into(),
+            RegionConfig {
+                model: "language".into(),
+                rate_hz: 5.0,
+                stale_after_ms: 60_000,
+                ..Default::default()
+            },
+        );
+        regions.insert(
+            "audition".into(),
+            RegionConfig {
+                model: "audition".into(),
+                rate_hz: 31.25,
+                stale_after_ms: 500,
+                ..Default::default()
+            },
+        );
+        regions.insert(
+            "proprioception".into(),
+            RegionConfig {
+                model: String::new(),
+                rate_hz: 50.0,
+                stale_after_ms: 200,
+                on_failure: OnFailure::Stop,
+                ..Default::default()
+            },
+        );
+        let edge = |from: &str, to: &str, gain: f64| EdgeConfig {
+            from: from.into(),
+            to: to.into(),
+            gain,
+        };
+        Self {
+            integrator: IntegratorConfig::default(),
+            drowsiness: DrowsinessConfig::default(),
+            regions,
+            edges: vec![
+                edge("vision", "integrator", 1.0),
+                edge("language", "integrator", 1.0),
+                edge("audition", "integrator", 0.5),
+                edge("proprioception", "integrator", 1.0),
+                edge("memory", "integrator", 0.5),
+                edge("integrator", "memory", 1.0),
+                edge("emotion", "integrator", 0.3),
+                edge("integrator", "emotion", 0.3),
+            ],
+            body: BodyConfig::default(),
+            limits: LimitsConfig::default(),
+            teleop: TeleopConfig::default(),
+        }
+    }
+}
+
+/// Nodes of the graph that are not sensory regions.
+pub const INTERNAL_NODES: [&str; 3] = ["integrator", "memory", "emotion"];
+/// The sensory regions brainloop knows how to build.
+pub const KNOWN_REGIONS: [&str; 4] = ["vision", "language", "audition", "proprioception"];
+
+impl Config {
+    /// Read, parse and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigErrors::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigErrors::Syntax { message, .. } => ConfigErrors::Syntax {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parse and validate configuration text, collecting every error.
+    pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigErrors::Syntax {
+            path: "<text>".into(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let mut errors = Vec::new();
+        // Deserialize; on each error, record it, remove the offending key (its default then
+        // applies) and try again, so that every unknown key and bad type is reported at once.
+        let config = loop {
+            let result: Result<Config, _> = serde_path_to_error::deserialize(value.clone());
+            match result {
+                Ok(c) => break Some(c),
+                Err(err) => {
+                    let inner = err
+                        .inner()
+                        .to_string()
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("invalid value")
+                        .trim()
+                        .to_string();
+                    let mut segments: Vec<String> = err
+                        .path()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .filter(|s| s != "?")
+                        .collect();
+                    let unknown = parse_unknown_field(&inner);
+                    if let Some(field) = &unknown {
+                        if segments.last() != Some(field) {
+                            segments.push(field.clone());
+                        }
+                    }
+                    let path = if segments.is_empty() {
+                        "<root>".to_string()
+                    } else {
+                        segments.join(".")
+                    };
+                    let message = match &unknown {
+                        Some(_) => inner
+                            .replacen("unknown field", "unknown key", 1)
+                            .replace("expected one of", "allowed keys are")
+                            .replace("expected", "allowed"),
+                        None => inner.clone(),
+                    };
+                    errors.push(ConfigError {
+                        path: path.clone(),
+                        message,
+                    });
+                    if errors.len() > 64 || !remove_path(&mut value, &segments) {
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(c) = &config {
+            errors.extend(c.validate());
+        }
+        match config {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => Err(ConfigErrors::Invalid(errors)),
+        }
+    }
+
+    /// Check ranges and graph consistency; returns every problem found.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let mut range = |path: String, v: f64, lo: f64, hi: f64| {
+            if !(v.is_finite() && v >= lo && v <= hi) {
+                errs.push(ConfigError {
+                    path,
+                    message: format!("{v} is out of range (allowed {lo}..={hi})"),
+                });
+            }
+        };
+        let i = &self.integrator;
+        range("integrator.rate_hz".into(), i.rate_hz, 10.0, 1000.0);
+        range(
+            "integrator.context_capacity".into(),
+            i.context_capacity as f64,
+            16.0,
+            65536.0,
+        );
+        range("integrator.width".into(), i.width as f64, 8.0, 1024.0);
+        range(
+            "integrator.spin_margin_us".into(),
+            i.spin_margin_us as f64,
+            0.0,
+            20000.0,
+        );
+        range(
+            "integrator.realtime_priority".into(),
+            i.realtime_priority as f64,
+            0.0,
+            99.0,
+        );
+        let d = &self.drowsiness;
+        range(
+            "drowsiness.time_constant_s".into(),
+            d.time_constant_s,
+            0.05,
+            600.0,
+        );
+        range("drowsiness.miss_weight".into(), d.miss_weight, 0.0, 10.0);
+        range("drowsiness.stale_weight".into(), d.stale_weight, 0.0, 10.0);
+        range(
+            "drowsiness.slow_threshold".into(),
+            d.slow_threshold,
+            0.0,
+            1.0,
+        );
+        range(
+            "drowsiness.shed_threshold".into(),
+            d.shed_threshold,
+            0.0,
+            1.0,
+        );
+        range(
+            "drowsiness.sleep_threshold".into(),
+            d.sleep_threshold,
+            0.0,
+            1.0,
+        );
+        range(
+            "drowsiness.sleep_after_s".into(),
+            d.sleep_after_s,
+            0.0,
+            600.0,
+        );
+        range(
+            "drowsiness.min_speed_scale".into(),
+            d.min_speed_scale,
+            0.0,
+            1.0,
+        );
+        for (name, r) in &self.regions {
+            let p = |k: &str| format!("regions.{name}.{k}");
+            range(p("rate_hz"), r.rate_hz, 0.1, 1000.0);
+            range(p("threads"), r.threads as f64, 1.0, 64.0);
+            range(p("stale_after_ms"), r.stale_after_ms as f64, 1.0, 60000.0);
+        }
+        let b = &self.body;
+        range("body.baud".into(), b.baud as f64, 9600.0, 2_000_000.0);
+        range(
+            "body.read_timeout_ms".into(),
+            b.read_timeout_ms as f64,
+            1.0,
+            1000.0,
+        );
+        range(
+            "body.stale_after_ms".into(),
+            b.stale_after_ms as f64,
+            1.0,
+            10000.0,
+        );
+        let l = &self.limits;
+        range("limits.max_linear_mps".into(), l.max_linear_mps, 0.0, 5.0);
+        range(
+            "limits.max_angular_rps".into(),
+            l.max_angular_rps,
+            0.0,
+            20.0,
+        );
+        range(
+            "limits.max_linear_accel".into(),
+            l.max_linear_accel,
+            0.01,
+            20.0,
+        );
+        range(
+            "limits.max_angular_accel".into(),
+            l.max_angular_accel,
+            0.01,
+            100.0,
+        );
+        range(
+            "teleop.timeout_ms".into(),
+            self.teleop.timeout_ms as f64,
+            10.0,
+            10000.0,
+        );
+        for (k, e) in self.edges.iter().enumerate() {
+            range(format!("edges[{k}].gain"), e.gain, 0.0, 4.0);
+        }
+        for name in self.regions.keys() {
+            if !KNOWN_REGIONS.contains(&name.as_str()) {
+                errs.push(ConfigError {
+                    path: format!("regions.{name}"),
+                    message: format!("unknown region (allowed: {})", KNOWN_REGIONS.join(", ")),
+                });
+            }
+        }
+        for (k, e) in self.edges.iter().enumerate() {
+            for (end, node) in [("from", &e.from), ("to", &e.to)] {
+                let known =
+                    self.regions.contains_key(node) || INTERNAL_NODES.contains(&node.as_str());
+                if !known {
+                    let mut allowed: Vec<&str> = self.regions.keys().map(|s| s.as_str()).collect();
+                    allowed.extend(INTERNAL_NODES);
+                    errs.push(ConfigError {
+                        path: format!("edges[{k}].{end}"),
+                        message: format!(
+                            "edge names missing node `{node}` (allowed: {})",
+                            allowed.join(", ")
+                        ),
+                    });
+                }
+            }
+            if e.from == e.to {
+                errs.push(ConfigError {
+                    path: format!("edges[{k}]"),
+                    message: format!("self-loop on `{}` is not allowed", e.from),
+                });
+            }
+        }
+        if b.kind == BodyKind::Serial && b.port.trim().is_empty() {
+            errs.push(ConfigError {
+                path: "body.port".into(),
+                message: "a serial body needs a port (e.g. /dev/ttyACM0)".into(),
+            });
+        }
+        errs
+    }
+
+    /// Gain of the edge `from -> to`, or 0 when the edge is absent (the connection is cut).
+    pub fn gain(&self, from: &str, to: &str) -> f64 {
+        self.edges
+            .iter()
+            .filter(|e| e.from == from && e.to == to)
+            .map(|e| e.gain)
+            .sum()
+    }
+}
+
+fn parse_unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Remove the value at a dotted path (segments; `[k]` indexes arrays). Returns false if nothing
+/// could be removed (so the caller stops retrying).
+fn remove_path(value: &mut toml::Value, segments: &[String]) -> bool {
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match (cur, seg.parse::<usize>()) {
+            (toml::Value::Array(a), Ok(i)) if i < a.len() => &mut a[i],
+            (toml::Value::Table(t), _) => match t.get_mut(seg.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (cur, last.parse::<usize>()) {
+        (toml::Value::Array(a), Ok(i)) if i < a.len() => {
+            a.remove(i);
+            true
+        }
+        (toml::Value::Table(t), _) => t.remove(last.as_str()).is_some(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_is_valid() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
+                .unwrap();
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.validate(), vec![]);
+    }
+
+    #[test]
+    fn all_three_errors_reported_with_paths() {
+        let text = r#"
+[integrator]
+rate_hz = 5000
+rat_hz = 50
+[[edges]]
+from = "vision"
+to = "integrator"
+[[edges]]
+from = "smell"
+to = "integrator"
+"#;
+        let err = Config::parse(text).unwrap_err().to_string();
+        assert!(err.contains("integrator.rat_hz"), "{err}");
+        assert!(err.contains("integrator.rate_hz"), "{err}");
+        assert!(err.contains("edges[1].from"), "{err}");
+        assert!(err.contains("smell"), "{err}");
+        assert!(err.contains("allowed"), "{err}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_named() {
+        let err = Config::parse("bogus_top_key = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus_top_key"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_reported_and_others_still_found() {
+        let text = "[integrator]\nrate_hz = \"fast\"\n[limits]\nmax_linear_mps = 99.0\n";
+        let err = Config::parse(text).unwrap_err().to_string();
+        assert!(err.contains("integrator.rate_hz"), "{err}");
+        assert!(err.contains("limits.max_linear_mps"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_is_one_line() {
+        let err = Config::parse("[integrator\nrate_hz = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn gain_of_missing_edge_is_zero() {
+        let c = Config::default();
+        assert_eq!(c.gain("vision", "integrator"), 1.0);
+        assert_eq!(c.gain("vision", "memory"), 0.0);
+    }
+}

@@ -1,0 +1,15 @@
+//! brainloop: an open controller for language-driven mobile robots, organised like a brain.
+//!
+//! Sensory [`regions`] wrap ONNX Runtime models and publish embeddings; the fixed-rate
+//! [`integrator`] fuses the latest embeddings each tick, keeps a working memory, accounts for
+//! missed deadlines as *drowsiness*, decides, and drives the [`body`] through the motor stage —
+//! over the serial [`link`] to the motor-controller firmware, or in the embedded [`sim`]ulation.
+//! The [`teleop`] console can take over, stop and watch at any time. Everything is described by
+//! one [`config`] file.
+#![warn(missing_docs)]
+
+pub mod body;
+pub mod bus;
+pub mod config;
+pub mod msg;
+pub mod sim;

@@ -1,0 +1,3 @@
+//! The embedded simulation: bodies whose time we control, for trying the brain on any machine.
+
+pub mod kinematic;
