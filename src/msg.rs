@@ -61,8 +61,13 @@ pub struct Embedding {
     pub stamp_ns: u64,
     /// Identifier of the model that produced it (manifest name and sha prefix).
     pub model: String,
-    /// The embedding vector.
+    /// The embedding vector (pooled / sentence / acoustic / body-state).
     pub vector: Vec<f32>,
+    /// Optional spatial token grid `[rows, cols, channels]` (vision's feature map, possibly
+    /// already projected by a connector); `[0, 0, 0]` when absent.
+    pub grid: [u32; 3],
+    /// Row-major spatial tokens, `rows * cols * channels` values (empty when `grid` is zero).
+    pub spatial: Vec<f32>,
 }
 
 /// A velocity command for a diff-drive base (REP 103: x forward, z up).
@@ -115,7 +120,15 @@ pub struct BodyState {
     pub faults: u16,
     /// Whether the body's e-stop is latched.
     pub estop: bool,
+    /// Range-sensor distances in metres, rays ordered right to left across the front
+    /// (`range_count` valid entries; the rest 0). Bodies without a range sensor report 0 rays.
+    pub range: [f32; RANGE_RAYS_MAX],
+    /// Number of valid entries in `range`.
+    pub range_count: u8,
 }
+
+/// Maximum number of range rays a body can report.
+pub const RANGE_RAYS_MAX: usize = 16;
 
 /// Discrete behaviour mode chosen by the decision stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

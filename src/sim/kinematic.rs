@@ -75,6 +75,7 @@ impl Body for KinematicBody {
             battery_v: 7.4,
             faults: 0,
             estop: self.estop,
+            ..Default::default()
         }
     }
 
