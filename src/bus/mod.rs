@@ -4,6 +4,8 @@
 //! here uses bounded crossbeam channels per topic; other transports (zenoh, ROS 2) implement the
 //! same trait, so a region moves to its own process without changes.
 
+pub mod cdr;
+
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::any::Any;
