@@ -11,5 +11,6 @@
 pub mod body;
 pub mod bus;
 pub mod config;
+pub mod link;
 pub mod msg;
 pub mod sim;
