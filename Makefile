@@ -6,7 +6,8 @@ CARGO ?= cargo
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/brainloop
 RUN_ARGS ?=
 
-.PHONY: run test bootstrap build fmt-check clippy cargo-test firmware-test checks-urdf clean
+.PHONY: run test bootstrap build fmt-check clippy cargo-test check-ros2 clean
+PY := .cache/venv/bin/python
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -21,12 +22,18 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy: bootstrap
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets -- -D warnings
 
 cargo-test: bootstrap
 	$(CARGO) test --release
 
-test: bootstrap fmt-check clippy cargo-test
+# ROS 2 without ROS 2: launch files name real things; CDR bytes still match rosbags' encoder.
+check-ros2: bootstrap
+	$(PY) scripts/ros2/check_launch.py
+	$(PY) scripts/ros2/gen_cdr_fixtures.py /tmp/brainloop-cdr-$$$$.json && \
+	  diff -q /tmp/brainloop-cdr-$$$$.json tests/fixtures/cdr/cases.json && rm -f /tmp/brainloop-cdr-$$$$.json
+
+test: bootstrap fmt-check clippy cargo-test check-ros2
 	@echo "make test: all suites passed"
 
 clean:
