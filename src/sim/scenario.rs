@@ -1,0 +1,834 @@
+//! Scenarios: what the simulated robot is asked to do and in which world. A scenario file
+//! (`scenarios/*.toml`) names an instruction, a goal predicate (within some distance of a named
+//! object), a time limit and how the arena is furnished; [`Scenario::layout`] turns it plus a seed
+//! into a concrete [`Layout`] (walls, obstacles, coloured objects, start pose) and checks that the
+//! goal can be reached at all, so an impossible task is one clear error instead of a silent failure.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors loading a scenario or laying it out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// No scenario with that name.
+    #[error("unknown scenario `{name}` (known: {known})")]
+    Unknown {
+        /// Requested name.
+        name: String,
+        /// Comma-separated known names.
+        known: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("malformed scenario {path}: {message}")]
+    Malformed {
+        /// File.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The goal cannot be reached in this layout.
+    #[error("unreachable goal in scenario `{name}` (seed {seed}): {why}")]
+    Unreachable {
+        /// Scenario name.
+        name: String,
+        /// Layout seed.
+        seed: u64,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Colours objects can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Colour {
+    /// Red.
+    Red,
+    /// Green.
+    Green,
+    /// Blue.
+    Blue,
+    /// Yellow.
+    Yellow,
+    /// Purple.
+    Purple,
+    /// Orange.
+    Orange,
+}
+
+impl Colour {
+    /// Every colour.
+    pub const ALL: [Colour; 6] = [
+        Colour::Red,
+        Colour::Green,
+        Colour::Blue,
+        Colour::Yellow,
+        Colour::Purple,
+        Colour::Orange,
+    ];
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Colour::Red => "red",
+            Colour::Green => "green",
+            Colour::Blue => "blue",
+            Colour::Yellow => "yellow",
+            Colour::Purple => "purple",
+            Colour::Orange => "orange",
+        }
+    }
+    /// Linear RGB in 0..1 as rendered.
+    pub fn rgb(self) -> [f64; 3] {
+        match self {
+            Colour::Red => [0.85, 0.08, 0.08],
+            Colour::Green => [0.1, 0.7, 0.15],
+            Colour::Blue => [0.1, 0.25, 0.9],
+            Colour::Yellow => [0.92, 0.85, 0.1],
+            Colour::Purple => [0.55, 0.15, 0.75],
+            Colour::Orange => [1.0, 0.45, 0.0],
+        }
+    }
+    /// Parse a word (`"red"`).
+    pub fn from_word(w: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == w)
+    }
+}
+
+/// Shapes objects can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// A sphere.
+    Ball,
+    /// A cube.
+    Cube,
+    /// An upright cylinder.
+    Cylinder,
+}
+
+impl Shape {
+    /// Every shape.
+    pub const ALL: [Shape; 3] = [Shape::Ball, Shape::Cube, Shape::Cylinder];
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Ball => "ball",
+            Shape::Cube => "cube",
+            Shape::Cylinder => "cylinder",
+        }
+    }
+    /// Parse a word, with common synonyms.
+    pub fn from_word(w: &str) -> Option<Self> {
+        match w {
+            "ball" | "sphere" | "balls" => Some(Shape::Ball),
+            "cube" | "box" | "block" | "cubes" => Some(Shape::Cube),
+            "cylinder" | "can" | "pillar" | "cylinders" => Some(Shape::Cylinder),
+            _ => None,
+        }
+    }
+    /// Footprint radius in metres (for spacing and reachability).
+    pub fn radius(self) -> f64 {
+        match self {
+            Shape::Ball => 0.08,
+            Shape::Cube => 0.07 * std::f64::consts::SQRT_2,
+            Shape::Cylinder => 0.07,
+        }
+    }
+}
+
+/// A named object kind: colour and shape, e.g. "red ball".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKind {
+    /// Colour.
+    pub colour: Colour,
+    /// Shape.
+    pub shape: Shape,
+}
+
+impl ObjectKind {
+    /// "red ball".
+    pub fn label(&self) -> String {
+        format!("{} {}", self.colour.name(), self.shape.name())
+    }
+    /// Parse "red ball" (also "the red ball", "red_ball").
+    pub fn parse(text: &str) -> Option<Self> {
+        let lower = text.to_lowercase().replace(['_', '-'], " ");
+        let mut colour = None;
+        let mut shape = None;
+        for w in lower.split(|c: char| !c.is_alphanumeric()) {
+            colour = colour.or(Colour::from_word(w));
+            shape = shape.or(Shape::from_word(w));
+        }
+        Some(Self {
+            colour: colour?,
+            shape: shape?,
+        })
+    }
+}
+
+/// How the arena is furnished.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArenaSpec {
+    /// Side of the square arena in metres (2..=20).
+    pub size_m: f64,
+    /// Number of random box obstacles (0..=40).
+    pub obstacles: usize,
+    /// Number of distractor objects (0..=20), never of the goal's kind.
+    pub distractors: usize,
+    /// Distractors of the goal's colour but another shape, included in `distractors` (0..=20).
+    pub same_colour_distractors: usize,
+    /// Minimum start-to-goal distance in metres.
+    pub min_goal_distance_m: f64,
+    /// Extra fixed walls `[x, y, half_x, half_y]` in metres (e.g. a barrier between start and goal).
+    pub walls: Vec<[f64; 4]>,
+    /// Fixed start `[x, y, yaw]` instead of a random one.
+    pub start: Option<[f64; 3]>,
+    /// Fixed goal object position `[x, y]` instead of a random one.
+    pub goal_at: Option<[f64; 2]>,
+}
+
+impl Default for ArenaSpec {
+    fn default() -> Self {
+        Self {
+            size_m: 4.0,
+            obstacles: 0,
+            distractors: 0,
+            same_colour_distractors: 0,
+            min_goal_distance_m: 1.0,
+            walls: Vec::new(),
+            start: None,
+            goal_at: None,
+        }
+    }
+}
+
+/// The goal predicate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GoalSpec {
+    /// The object to reach, "colour shape" (e.g. "red ball").
+    pub object: String,
+    /// Success when the robot's centre is within this distance of the object's centre, m.
+    #[serde(default = "default_within")]
+    pub within_m: f64,
+}
+
+fn default_within() -> f64 {
+    0.5
+}
+
+/// A scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name (defaults to the file stem).
+    #[serde(default)]
+    pub name: String,
+    /// One line for humans.
+    #[serde(default)]
+    pub description: String,
+    /// Difficulty 1 (easy) ..= 5 (hard), for ordering.
+    #[serde(default = "one")]
+    pub difficulty: u8,
+    /// The instruction given to the brain.
+    pub instruction: String,
+    /// Default layout seed (the CLI's `--seed` overrides it).
+    #[serde(default = "one64")]
+    pub seed: u64,
+    /// Time limit in simulated seconds.
+    pub time_limit_s: f64,
+    /// Goal predicate.
+    pub goal: GoalSpec,
+    /// Arena.
+    #[serde(default)]
+    pub arena: ArenaSpec,
+}
+
+fn one() -> u8 {
+    1
+}
+fn one64() -> u64 {
+    1
+}
+
+/// The robot's footprint radius used for clearance and reachability, m.
+pub const ROBOT_RADIUS: f64 = 0.125;
+/// Wall thickness (half), m.
+pub const WALL_HALF_THICKNESS: f64 = 0.025;
+
+impl Scenario {
+    /// Parse scenario text; `name` is used when the file names none.
+    pub fn parse(text: &str, path: &str, name: &str) -> Result<Self, ScenarioError> {
+        let malformed = |message: String| ScenarioError::Malformed {
+            path: path.to_string(),
+            message,
+        };
+        let mut s: Scenario =
+            toml::from_str(text).map_err(|e| malformed(e.to_string().trim().replace('\n', " ")))?;
+        if s.name.is_empty() {
+            s.name = name.to_string();
+        }
+        s.validate().map_err(malformed)?;
+        Ok(s)
+    }
+
+    /// Read a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        Self::parse(&text, &path.display().to_string(), &stem)
+    }
+
+    /// Find a scenario by name in `dir` (file `dir/NAME.toml`), or load a path ending in `.toml`.
+    pub fn find(dir: &Path, name: &str) -> Result<Self, ScenarioError> {
+        if name.ends_with(".toml") && Path::new(name).is_file() {
+            return Self::load(Path::new(name));
+        }
+        let path = dir.join(format!("{name}.toml"));
+        if path.is_file() {
+            return Self::load(&path);
+        }
+        let known = list_files(dir)
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(ScenarioError::Unknown {
+            name: name.to_string(),
+            known: if known.is_empty() {
+                format!("none in {}", dir.display())
+            } else {
+                known
+            },
+        })
+    }
+
+    /// The goal object's kind.
+    pub fn goal_kind(&self) -> Option<ObjectKind> {
+        ObjectKind::parse(&self.goal.object)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut errs = Vec::new();
+        if self.instruction.trim().is_empty() {
+            errs.push("instruction: must not be empty".to_string());
+        }
+        if !(self.time_limit_s.is_finite() && (1.0..=3600.0).contains(&self.time_limit_s)) {
+            errs.push("time_limit_s: must be within 1..=3600".into());
+        }
+        if self.goal_kind().is_none() {
+            errs.push(format!(
+                "goal.object: `{}` is not `<colour> <shape>` (colours: {}; shapes: ball, cube, cylinder)",
+                self.goal.object,
+                Colour::ALL.map(|c| c.name()).join(", ")
+            ));
+        }
+        if !(self.goal.within_m.is_finite() && (0.05..=5.0).contains(&self.goal.within_m)) {
+            errs.push("goal.within_m: must be within 0.05..=5".into());
+        }
+        let a = &self.arena;
+        if !(a.size_m.is_finite() && (2.0..=20.0).contains(&a.size_m)) {
+            errs.push("arena.size_m: must be within 2..=20".into());
+        }
+        if a.obstacles > 40 {
+            errs.push("arena.obstacles: at most 40".into());
+        }
+        if a.distractors > 20 || a.same_colour_distractors > a.distractors {
+            errs.push(
+                "arena.distractors: at most 20, and same_colour_distractors <= distractors".into(),
+            );
+        }
+        if !(a.min_goal_distance_m.is_finite() && a.min_goal_distance_m >= 0.0) {
+            errs.push("arena.min_goal_distance_m: must be >= 0".into());
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if a.walls.iter().any(|w| !finite(w) || w[2] <= 0.0 || w[3] <= 0.0)
+            || a.start.is_some_and(|s| !finite(&s))
+            || a.goal_at.is_some_and(|g| !finite(&g))
+        {
+            errs.push("arena.walls/start/goal_at: finite numbers, positive half sizes".into());
+        }
+        if !(1..=5).contains(&self.difficulty) {
+            errs.push("difficulty: must be within 1..=5".into());
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
+    }
+}
+
+/// `*.toml` files in a directory, sorted by name.
+pub fn list_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Load every scenario in a directory (sorted by difficulty, then name).
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+    let files = list_files(dir);
+    if files.is_empty() {
+        return Err(ScenarioError::Io {
+            path: dir.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no *.toml scenario files"),
+        });
+    }
+    let mut v = files
+        .iter()
+        .map(|p| Scenario::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    v.sort_by(|a, b| (a.difficulty, &a.name).cmp(&(b.difficulty, &b.name)));
+    Ok(v)
+}
+
+/// A small deterministic PRNG (SplitMix64): layouts depend only on the seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    /// Uniform index below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// A placed object.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PlacedObject {
+    /// Colour.
+    pub colour: Colour,
+    /// Shape.
+    pub shape: Shape,
+    /// Position, m.
+    pub x: f64,
+    /// Position, m.
+    pub y: f64,
+    /// Whether this is the goal object.
+    pub goal: bool,
+}
+
+impl PlacedObject {
+    /// Its kind.
+    pub fn kind(&self) -> ObjectKind {
+        ObjectKind {
+            colour: self.colour,
+            shape: self.shape,
+        }
+    }
+}
+
+/// An axis-aligned box obstacle (walls and clutter): centre and half sizes, m.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BoxObstacle {
+    /// Centre x.
+    pub x: f64,
+    /// Centre y.
+    pub y: f64,
+    /// Half size along x.
+    pub hx: f64,
+    /// Half size along y.
+    pub hy: f64,
+    /// Whether it is part of the boundary wall.
+    pub boundary: bool,
+}
+
+impl BoxObstacle {
+    /// Distance from a point to the box (0 inside).
+    pub fn distance(&self, x: f64, y: f64) -> f64 {
+        let dx = ((x - self.x).abs() - self.hx).max(0.0);
+        let dy = ((y - self.y).abs() - self.hy).max(0.0);
+        dx.hypot(dy)
+    }
+}
+
+/// A concrete world: what the MJCF, the reachability check, the scoring and the plots use.
+#[derive(Debug, Clone, Serialize)]
+pub struct Layout {
+    /// Arena side, m (centred on the origin).
+    pub size_m: f64,
+    /// Walls (boundary and extra) and obstacles.
+    pub boxes: Vec<BoxObstacle>,
+    /// Coloured objects; exactly one has `goal = true`.
+    pub objects: Vec<PlacedObject>,
+    /// Robot start `(x, y, yaw)`.
+    pub start: (f64, f64, f64),
+    /// Index of the goal in `objects`.
+    pub goal_index: usize,
+    /// Success radius, m.
+    pub within_m: f64,
+    /// Length of the shortest collision-free path from start into the goal region, m.
+    pub shortest_path_m: f64,
+}
+
+impl Layout {
+    /// The goal object.
+    pub fn goal(&self) -> &PlacedObject {
+        &self.objects[self.goal_index]
+    }
+
+    /// Distance from a point to the nearest obstacle surface (boxes and non-goal objects).
+    pub fn clearance(&self, x: f64, y: f64) -> f64 {
+        let b = self
+            .boxes
+            .iter()
+            .map(|b| b.distance(x, y))
+            .fold(f64::INFINITY, f64::min);
+        let o = self
+            .objects
+            .iter()
+            .map(|o| ((x - o.x).hypot(y - o.y) - o.shape.radius()).max(0.0))
+            .fold(f64::INFINITY, f64::min);
+        b.min(o)
+    }
+}
+
+impl Scenario {
+    /// Lay the scenario out for `seed` and check that the goal is reachable.
+    pub fn layout(&self, seed: u64) -> Result<Layout, ScenarioError> {
+        let unreachable = |why: String| ScenarioError::Unreachable {
+            name: self.name.clone(),
+            seed,
+            why,
+        };
+        let goal_kind = self
+            .goal_kind()
+            .ok_or_else(|| unreachable("goal object has no colour and shape".into()))?;
+        let a = &self.arena;
+        let half = a.size_m / 2.0;
+        let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5EED);
+        let mut boxes = Vec::new();
+        let t = WALL_HALF_THICKNESS;
+        for (x, y, hx, hy) in [
+            (0.0, half + t, half + 2.0 * t, t),
+            (0.0, -half - t, half + 2.0 * t, t),
+            (half + t, 0.0, t, half),
+            (-half - t, 0.0, t, half),
+        ] {
+            boxes.push(BoxObstacle {
+                x,
+                y,
+                hx,
+                hy,
+                boundary: true,
+            });
+        }
+        for w in &a.walls {
+            boxes.push(BoxObstacle {
+                x: w[0],
+                y: w[1],
+                hx: w[2],
+                hy: w[3],
+                boundary: false,
+            });
+        }
+        let margin = 0.35;
+        let start = match a.start {
+            Some(s) => (s[0], s[1], s[2]),
+            None => (
+                -half + margin + 0.15,
+                rng.range(-half + margin, half - margin),
+                rng.range(-std::f64::consts::PI, std::f64::consts::PI),
+            ),
+        };
+        let inside = |x: f64, y: f64, r: f64| x.abs() <= half - r && y.abs() <= half - r;
+        if !inside(start.0, start.1, ROBOT_RADIUS) {
+            return Err(unreachable("the start pose is outside the arena".into()));
+        }
+        let mut objects: Vec<PlacedObject> = Vec::new();
+        let free = |x: f64, y: f64, r: f64, boxes: &[BoxObstacle], objects: &[PlacedObject]| {
+            boxes.iter().all(|b| b.distance(x, y) > r + 0.05)
+                && objects
+                    .iter()
+                    .all(|o| (x - o.x).hypot(y - o.y) > r + o.shape.radius() + 0.15)
+        };
+        // Goal.
+        let (gx, gy) = match a.goal_at {
+            Some(g) => (g[0], g[1]),
+            None => {
+                let mut found = None;
+                for _ in 0..2000 {
+                    let x = rng.range(-half + margin, half - margin);
+                    let y = rng.range(-half + margin, half - margin);
+                    if (x - start.0).hypot(y - start.1) >= a.min_goal_distance_m
+                        && free(x, y, goal_kind.shape.radius(), &boxes, &objects)
+                    {
+                        found = Some((x, y));
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    unreachable(format!(
+                        "no place for the goal at least {} m from the start in a {} m arena",
+                        a.min_goal_distance_m, a.size_m
+                    ))
+                })?
+            }
+        };
+        objects.push(PlacedObject {
+            colour: goal_kind.colour,
+            shape: goal_kind.shape,
+            x: gx,
+            y: gy,
+            goal: true,
+        });
+        // Distractors: never the goal's kind.
+        for i in 0..a.distractors {
+            let colour = if i < a.same_colour_distractors {
+                goal_kind.colour
+            } else {
+                let others: Vec<Colour> = Colour::ALL
+                    .into_iter()
+                    .filter(|c| *c != goal_kind.colour)
+                    .collect();
+                others[rng.below(others.len())]
+            };
+            let shapes: Vec<Shape> = Shape::ALL
+                .into_iter()
+                .filter(|s| colour != goal_kind.colour || *s != goal_kind.shape)
+                .collect();
+            let shape = shapes[rng.below(shapes.len())];
+            for _ in 0..500 {
+                let x = rng.range(-half + margin, half - margin);
+                let y = rng.range(-half + margin, half - margin);
+                if (x - start.0).hypot(y - start.1) > ROBOT_RADIUS + 0.4
+                    && free(x, y, shape.radius(), &boxes, &objects)
+                {
+                    objects.push(PlacedObject {
+                        colour,
+                        shape,
+                        x,
+                        y,
+                        goal: false,
+                    });
+                    break;
+                }
+            }
+        }
+        // Obstacles.
+        for _ in 0..a.obstacles {
+            for _ in 0..500 {
+                let hx = rng.range(0.05, 0.2);
+                let hy = rng.range(0.05, 0.2);
+                let x = rng.range(-half + 0.3, half - 0.3);
+                let y = rng.range(-half + 0.3, half - 0.3);
+                let b = BoxObstacle {
+                    x,
+                    y,
+                    hx,
+                    hy,
+                    boundary: false,
+                };
+                let clear_start = b.distance(start.0, start.1) > ROBOT_RADIUS + 0.35;
+                let clear_goal = b.distance(gx, gy) > goal_kind.shape.radius() + 0.3;
+                let clear_objects = objects
+                    .iter()
+                    .all(|o| b.distance(o.x, o.y) > o.shape.radius() + 0.1);
+                if clear_start && clear_goal && clear_objects {
+                    boxes.push(b);
+                    break;
+                }
+            }
+        }
+        let mut layout = Layout {
+            size_m: a.size_m,
+            boxes,
+            objects,
+            start,
+            goal_index: 0,
+            within_m: self.goal.within_m,
+            shortest_path_m: 0.0,
+        };
+        layout.shortest_path_m = shortest_path(&layout).ok_or_else(|| {
+            unreachable(format!(
+                "no collision-free path for a robot of radius {ROBOT_RADIUS} m from the start to within {} m of the {}",
+                self.goal.within_m,
+                goal_kind.label()
+            ))
+        })?;
+        Ok(layout)
+    }
+}
+
+/// Shortest collision-free path length from the start into the goal region on a 5 cm grid
+/// (8-connected Dijkstra), or `None` when the goal region cannot be reached.
+pub fn shortest_path(layout: &Layout) -> Option<f64> {
+    let cell = 0.05;
+    let half = layout.size_m / 2.0;
+    let n = (layout.size_m / cell).ceil() as usize + 1;
+    let to_xy = |i: usize, j: usize| (-half + i as f64 * cell, -half + j as f64 * cell);
+    let goal = layout.goal();
+    let mut blocked = vec![false; n * n];
+    let mut target = vec![false; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            let (x, y) = to_xy(i, j);
+            let near_box = layout
+                .boxes
+                .iter()
+                .any(|b| b.distance(x, y) < ROBOT_RADIUS);
+            let near_obj = layout
+                .objects
+                .iter()
+                .any(|o| (x - o.x).hypot(y - o.y) < o.shape.radius() + ROBOT_RADIUS);
+            blocked[i * n + j] = near_box || near_obj || x.abs() > half || y.abs() > half;
+            target[i * n + j] = (x - goal.x).hypot(y - goal.y) <= layout.within_m;
+        }
+    }
+    let (sx, sy, _) = layout.start;
+    let si = (((sx + half) / cell).round() as usize).min(n - 1);
+    let sj = (((sy + half) / cell).round() as usize).min(n - 1);
+    let mut dist = vec![f64::INFINITY; n * n];
+    let mut heap = std::collections::BinaryHeap::new();
+    dist[si * n + sj] = 0.0;
+    // Ordered by negated distance in millimetres (integers keep the heap total-ordered).
+    heap.push((0i64, si, sj));
+    while let Some((negd, i, j)) = heap.pop() {
+        let d = -negd as f64 / 1e6;
+        if d > dist[i * n + j] + 1e-9 {
+            continue;
+        }
+        if target[i * n + j] {
+            return Some(d);
+        }
+        for (di, dj) in [
+            (-1i64, 0i64),
+            (1, 0),
+            (0, -1),
+            (0, 1),
+            (-1, -1),
+            (-1, 1),
+            (1, -1),
+            (1, 1),
+        ] {
+            let (ni, nj) = (i as i64 + di, j as i64 + dj);
+            if ni < 0 || nj < 0 || ni >= n as i64 || nj >= n as i64 {
+                continue;
+            }
+            let (ni, nj) = (ni as usize, nj as usize);
+            if blocked[ni * n + nj] {
+                continue;
+            }
+            let step = cell * ((di * di + dj * dj) as f64).sqrt();
+            let nd = d + step;
+            if nd < dist[ni * n + nj] {
+                dist[ni * n + nj] = nd;
+                heap.push((-((nd * 1e6) as i64), ni, nj));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Scenario {
+        Scenario::parse(
+            r#"instruction = "go to the red ball"
+time_limit_s = 30
+[goal]
+object = "red ball"
+[arena]
+obstacles = 4
+distractors = 3
+"#,
+            "t.toml",
+            "t",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn layout_is_deterministic_and_reachable() {
+        let s = base();
+        let a = s.layout(7).unwrap();
+        let b = s.layout(7).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let c = s.layout(8).unwrap();
+        assert_ne!(format!("{a:?}"), format!("{c:?}"));
+        assert!(a.shortest_path_m > 0.3);
+        assert_eq!(a.objects.iter().filter(|o| o.goal).count(), 1);
+        let gk = a.goal().kind();
+        assert!(a.objects.iter().filter(|o| !o.goal).all(|o| o.kind() != gk));
+    }
+
+    #[test]
+    fn walled_off_goal_is_unreachable() {
+        let mut s = base();
+        s.arena.obstacles = 0;
+        s.arena.start = Some([-1.5, 0.0, 0.0]);
+        s.arena.goal_at = Some([1.5, 0.0]);
+        s.arena.walls = vec![[0.0, 0.0, 0.05, 2.0]];
+        let e = s.layout(1).unwrap_err().to_string();
+        assert!(e.contains("unreachable goal"), "{e}");
+    }
+
+    #[test]
+    fn malformed_files_are_one_clear_error() {
+        let e = Scenario::parse("instruction = 3", "x.toml", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("malformed scenario x.toml"), "{e}");
+        let e = Scenario::parse(
+            "instruction = \"a\"\ntime_limit_s = 5\n[goal]\nobject = \"shiny thing\"\n",
+            "y.toml",
+            "y",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("goal.object"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn object_names_parse() {
+        let k = ObjectKind::parse("Go to the BLUE cube please").unwrap();
+        assert_eq!((k.colour, k.shape), (Colour::Blue, Shape::Cube));
+        assert!(ObjectKind::parse("the thing").is_none());
+    }
+}
