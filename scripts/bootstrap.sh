@@ -18,7 +18,7 @@ log() { printf 'bootstrap: %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- Debian packages
 APT_PACKAGES=(
   pkg-config libudev-dev            # serialport
-  clang libclang-dev                # bindgen users, libFuzzer harness
+  clang libclang-dev libclang-rt-14-dev   # bindgen users; libFuzzer + ASan runtime for the firmware fuzzer
   gcc-avr avr-libc binutils-avr avrdude   # firmware
   simavr libsimavr-dev libsimavrparts1 libelf-dev   # emulated board (HIL tests)
   libosmesa6 libgl1 libegl1         # headless MuJoCo camera
