@@ -11,6 +11,7 @@
 pub mod body;
 pub mod bus;
 pub mod config;
+pub mod grounding;
 pub mod link;
 pub mod msg;
 pub mod sim;
