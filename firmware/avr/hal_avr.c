@@ -91,7 +91,7 @@ void hal_init(void)
     OCR1B = 0;
     /* Encoders: inputs with pull-ups, pin-change interrupts PCINT18..21. */
     DDRD &= (uint8_t)~(_BV(PD2) | _BV(PD3) | _BV(PD4) | _BV(PD5));
-    PORTD |= _BV(PD2) | _BV(PD3) | _BV(PD4) | _BV(PD5);
+    /* External pull-ups on the encoder lines (open-collector sensors). */
     PCMSK2 = _BV(PCINT18) | _BV(PCINT19) | _BV(PCINT20) | _BV(PCINT21);
     PCICR = _BV(PCIE2);
     uint8_t pins = PIND;
