@@ -5,6 +5,8 @@
 //! same trait, so a region moves to its own process without changes.
 
 pub mod cdr;
+#[cfg(feature = "dds")]
+pub mod dds;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::{de::DeserializeOwned, Serialize};
