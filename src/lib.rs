@@ -14,4 +14,5 @@ pub mod config;
 pub mod grounding;
 pub mod link;
 pub mod msg;
+pub mod regions;
 pub mod sim;

@@ -33,6 +33,43 @@ enum Command {
         /// The configuration file (e.g. config/default.toml).
         file: PathBuf,
     },
+    /// The regions' model files: build them offline, or verify them against models/manifest.toml.
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+    },
+    /// Benchmarks (print ratios measured side by side in one run).
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Build every model into .cache/models from the installed PyPI packages (idempotent).
+    Build,
+    /// Check every model file's sha256 against models/manifest.toml.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Regions: per-region inference p50/p99 and throughput, Rust vs Python onnxruntime.
+    Regions {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Timed iterations per region and side.
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        /// ONNX Runtime intra-op threads on both sides.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Skip the Python side.
+        #[arg(long)]
+        no_python: bool,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -58,6 +95,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Err(e) => {
                 eprintln!("error: {e}");
                 Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Models { cmd } => {
+            use brainloop::regions::models;
+            if let ModelsCmd::Build = cmd {
+                models::build_all()?;
+            }
+            let (text, ok) = models::verify_text(&models::models_dir());
+            print!("{text}");
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench { cmd } => match cmd {
+            BenchCmd::Regions {
+                json,
+                iters,
+                threads,
+                no_python,
+            } => {
+                use brainloop::regions::bench;
+                let opts = bench::BenchOptions {
+                    iters,
+                    threads,
+                    python: !no_python,
+                    ..Default::default()
+                };
+                let report = bench::bench_regions(&opts)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", bench::format_table(&report));
+                }
+                Ok(ExitCode::SUCCESS)
             }
         },
     }

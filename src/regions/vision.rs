@@ -1,0 +1,208 @@
+//! The vision region: camera frame -> EfficientNet-Lite0 on ONNX Runtime -> the pooled
+//! 1280-d image embedding plus the 7x7x1280 spatial feature map (for query-based connectors
+//! that ground language in what the robot sees).
+//!
+//! Preprocessing (in Rust, no allocation per frame): centre-crop to a square, bilinear resize to
+//! 224x224 with half-pixel centres; mean/std normalisation is inside the model.
+
+use super::runtime::{self, Health, RegionStats};
+use super::sources::{Frame, FrameSource};
+use super::{models, EmbeddingRef, Region, RegionCore, RegionError, ShedLevel};
+use crate::config::RegionConfig;
+use crate::msg::RegionId;
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::time::Instant;
+
+/// Input side of the model, px.
+pub const SIZE: usize = 224;
+/// Pooled embedding width.
+pub const EMBED_DIM: usize = 1280;
+/// Spatial grid side.
+pub const GRID: usize = 7;
+/// ImageNet classes of the classifier output.
+pub const CLASSES: usize = 1000;
+
+/// Centre-crop `frame` to a square and resize it bilinearly (half-pixel centres, edge clamp) to
+/// `SIZE` x `SIZE`, writing RGB values 0..255 as f32 (HWC) into `out`.
+pub fn preprocess(frame: &Frame, out: &mut [f32]) -> Result<(), RegionError> {
+    frame.validate()?;
+    if out.len() != SIZE * SIZE * 3 {
+        return Err(RegionError::Source("preprocess: output buffer size".into()));
+    }
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let m = w.min(h);
+    let (x0, y0) = ((w - m) / 2, (h - m) / 2);
+    let scale = m as f64 / SIZE as f64;
+    let max = (m - 1) as f64;
+    let coord = |i: usize| -> (usize, usize, f64) {
+        let s = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, max);
+        let lo = s.floor() as usize;
+        let hi = (lo + 1).min(m - 1);
+        (lo, hi, s - lo as f64)
+    };
+    let px = |x: usize, y: usize, c: usize| -> f64 {
+        f64::from(frame.data[((y0 + y) * w + (x0 + x)) * 3 + c])
+    };
+    for oy in 0..SIZE {
+        let (ylo, yhi, wy) = coord(oy);
+        for ox in 0..SIZE {
+            let (xlo, xhi, wx) = coord(ox);
+            for c in 0..3 {
+                let top = px(xlo, ylo, c) * (1.0 - wx) + px(xhi, ylo, c) * wx;
+                let bot = px(xlo, yhi, c) * (1.0 - wx) + px(xhi, yhi, c) * wx;
+                out[(oy * SIZE + ox) * 3 + c] = (top * (1.0 - wy) + bot * wy) as f32;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// EfficientNet-Lite0 on ONNX Runtime with preallocated input and output buffers.
+pub struct VisionModel {
+    session: Session,
+    input: Vec<f32>,
+    /// Pooled embedding of the last run.
+    pub embedding: Vec<f32>,
+    /// Spatial map of the last run, `[7, 7, 1280]` row-major.
+    pub spatial: Vec<f32>,
+    /// ImageNet logits of the last run.
+    pub logits: Vec<f32>,
+    /// Model id (sha prefix).
+    pub model_id: u32,
+}
+
+impl VisionModel {
+    /// Load the `model` entry of the manifest (verified by sha256) with `threads` threads.
+    pub fn load(model: &str, threads: usize) -> Result<Self, RegionError> {
+        let (entry, path) = models::resolve(model)?;
+        Ok(Self {
+            session: runtime::session(&path, threads)?,
+            input: vec![0.0; SIZE * SIZE * 3],
+            embedding: vec![0.0; EMBED_DIM],
+            spatial: vec![0.0; GRID * GRID * EMBED_DIM],
+            logits: vec![0.0; CLASSES],
+            model_id: entry.model_id(),
+        })
+    }
+
+    /// The input buffer (224x224x3 RGB 0..255, HWC) for callers that preprocess themselves.
+    pub fn input_mut(&mut self) -> &mut [f32] {
+        &mut self.input
+    }
+
+    /// Preprocess `frame` and run the model.
+    pub fn run_frame(&mut self, frame: &Frame) -> Result<(), RegionError> {
+        preprocess(frame, &mut self.input)?;
+        self.run()
+    }
+
+    /// Run the model on the current input buffer.
+    pub fn run(&mut self) -> Result<(), RegionError> {
+        let err = |e: &dyn std::fmt::Display| RegionError::Inference {
+            region: "vision",
+            message: e.to_string(),
+        };
+        let t = TensorRef::from_array_view(([1usize, SIZE, SIZE, 3], &self.input[..]))
+            .map_err(|e| err(&e))?;
+        let out = self
+            .session
+            .run(ort::inputs!["image" => t])
+            .map_err(|e| err(&e))?;
+        for (name, dst) in [
+            ("embedding", &mut self.embedding),
+            ("spatial", &mut self.spatial),
+            ("logits", &mut self.logits),
+        ] {
+            let v = out
+                .get(name)
+                .ok_or_else(|| err(&format!("model has no output `{name}`")))?;
+            let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| err(&e))?;
+            if data.len() != dst.len() {
+                return Err(err(&format!(
+                    "output `{name}` has {} values, want {}",
+                    data.len(),
+                    dst.len()
+                )));
+            }
+            dst.copy_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// The `k` most likely ImageNet class indices of the last run, best first.
+    pub fn top_k(&self, k: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.logits.len()).collect();
+        idx.sort_by(|&a, &b| self.logits[b].total_cmp(&self.logits[a]));
+        idx.truncate(k);
+        idx
+    }
+}
+
+/// The vision region.
+pub struct VisionRegion {
+    core: RegionCore,
+    model: VisionModel,
+    source: Box<dyn FrameSource>,
+}
+
+impl VisionRegion {
+    /// Build from the `[regions.vision]` config section, reading frames from `source`.
+    pub fn new(
+        cfg: &RegionConfig,
+        source: Box<dyn FrameSource>,
+        shed: ShedLevel,
+    ) -> Result<Self, RegionError> {
+        let model = VisionModel::load(&cfg.model, cfg.threads)?;
+        let mut core = RegionCore::new(RegionId::Vision, cfg, model.model_id, shed);
+        core.sheddable = true;
+        Ok(Self {
+            core,
+            model,
+            source,
+        })
+    }
+
+    /// The model (e.g. to read the classifier output of the last frame).
+    pub fn model(&self) -> &VisionModel {
+        &self.model
+    }
+}
+
+impl Region for VisionRegion {
+    fn id(&self) -> RegionId {
+        RegionId::Vision
+    }
+    fn rate_hz(&self) -> f64 {
+        self.core.rate_hz
+    }
+    fn step(&mut self, now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError> {
+        if self.core.skip() {
+            return Ok(None);
+        }
+        let Some(frame) = self.source.latest(now_ns) else {
+            self.core.stats.no_input += 1;
+            return Ok(None);
+        };
+        let t0 = Instant::now();
+        if let Err(e) = self.model.run_frame(&frame) {
+            return Err(self.core.fail(e));
+        }
+        self.core
+            .stats
+            .record(t0.elapsed().as_nanos() as u64, self.core.period_ns);
+        let g = GRID as u32;
+        Ok(Some(self.core.embedding(
+            frame.stamp_ns,
+            &self.model.embedding,
+            [g, g, EMBED_DIM as u32],
+            &self.model.spatial,
+        )))
+    }
+    fn stats(&self) -> &RegionStats {
+        &self.core.stats
+    }
+    fn health(&self) -> Health {
+        self.core.health.clone()
+    }
+}
