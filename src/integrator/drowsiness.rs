@@ -1,0 +1,134 @@
+//! Drowsiness: how far behind the brain is falling, as one number in [0, 1].
+//!
+//! A leaky integrator (time constant `[drowsiness].time_constant_s`) of the missed tick
+//! deadlines and the stale inputs of each tick, weighted by `miss_weight` and `stale_weight`.
+//! Its inputs are only facts measured on the brain's clock (the tick's `now_ns`), so under a
+//! simulated clock it is deterministic. It is fed back as a speed scale, a load-shedding level
+//! for the heavy regions, and a sleep request when it stays above its threshold.
+
+use crate::config::DrowsinessConfig;
+
+/// Highest load-shedding level (a region at level `L` processes one frame in `L + 1`).
+pub const MAX_SHED_LEVEL: u32 = 3;
+
+/// The drowsiness state.
+#[derive(Debug, Clone)]
+pub struct Drowsiness {
+    cfg: DrowsinessConfig,
+    level: f64,
+    above_since_ns: Option<u64>,
+}
+
+impl Drowsiness {
+    /// Alert drowsiness with the given configuration.
+    pub fn new(cfg: &DrowsinessConfig) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            level: 0.0,
+            above_since_ns: None,
+        }
+    }
+
+    /// Current level in [0, 1].
+    pub fn level(&self) -> f64 {
+        self.level
+    }
+
+    /// Whether it is fed back at all.
+    pub fn feedback(&self) -> bool {
+        self.cfg.feedback
+    }
+
+    /// Integrate one tick: `dt_s` since the previous tick, `missed` deadlines missed in it,
+    /// `stale` stale inputs. Returns the new level.
+    pub fn update(&mut self, now_ns: u64, dt_s: f64, missed: u64, stale: u32) -> f64 {
+        let input = self.cfg.miss_weight * missed as f64 + self.cfg.stale_weight * stale as f64;
+        let a = if dt_s.is_finite() && dt_s > 0.0 {
+            1.0 - (-dt_s / self.cfg.time_constant_s).exp()
+        } else {
+            0.0
+        };
+        self.level = (self.level + a * (input.min(1.0) - self.level)).clamp(0.0, 1.0);
+        if self.level > self.cfg.sleep_threshold {
+            self.above_since_ns.get_or_insert(now_ns);
+        } else {
+            self.above_since_ns = None;
+        }
+        self.level
+    }
+
+    /// Speed scale: 1 up to `slow_threshold`, then linearly down to `min_speed_scale` at 1.
+    pub fn speed_scale(&self) -> f64 {
+        if !self.cfg.feedback || self.level <= self.cfg.slow_threshold {
+            return 1.0;
+        }
+        let span = (1.0 - self.cfg.slow_threshold).max(1e-9);
+        let x = ((self.level - self.cfg.slow_threshold) / span).clamp(0.0, 1.0);
+        1.0 - x * (1.0 - self.cfg.min_speed_scale)
+    }
+
+    /// Load-shedding level for the heavy regions: 0 below `shed_threshold`, rising to
+    /// [`MAX_SHED_LEVEL`] at full drowsiness.
+    pub fn shed_level(&self) -> u32 {
+        if !self.cfg.feedback || self.level < self.cfg.shed_threshold {
+            return 0;
+        }
+        let span = (1.0 - self.cfg.shed_threshold).max(1e-9);
+        let x = ((self.level - self.cfg.shed_threshold) / span).clamp(0.0, 1.0);
+        (1 + (x * MAX_SHED_LEVEL as f64) as u32).min(MAX_SHED_LEVEL)
+    }
+
+    /// Whether drowsiness has stayed above `sleep_threshold` for `sleep_after_s`.
+    pub fn wants_sleep(&self, now_ns: u64) -> bool {
+        match self.above_since_ns {
+            Some(t) => now_ns.saturating_sub(t) as f64 * 1e-9 >= self.cfg.sleep_after_s,
+            None => false,
+        }
+    }
+
+    /// Wake up alert (after sleep).
+    pub fn reset(&mut self) {
+        self.level = 0.0;
+        self.above_since_ns = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaks_rises_and_requests_sleep() {
+        let cfg = DrowsinessConfig::default();
+        let mut d = Drowsiness::new(&cfg);
+        let dt = 0.01;
+        let mut t = 0u64;
+        for _ in 0..100 {
+            t += 10_000_000;
+            d.update(t, dt, 0, 0);
+        }
+        assert_eq!(d.level(), 0.0);
+        assert_eq!(d.speed_scale(), 1.0);
+        // One missed deadline per tick for 1 s: 1 - e^-1.
+        for _ in 0..100 {
+            t += 10_000_000;
+            d.update(t, dt, 1, 0);
+        }
+        assert!((d.level() - (1.0 - (-1.0f64).exp())).abs() < 1e-3);
+        assert!(d.speed_scale() < 1.0 && d.shed_level() >= 1);
+        assert!(!d.wants_sleep(t));
+        for _ in 0..200 {
+            t += 10_000_000;
+            d.update(t, dt, 1, 0);
+        }
+        assert!(d.wants_sleep(t));
+        d.reset();
+        assert_eq!(d.level(), 0.0);
+        // One stale region settles at stale_weight.
+        for _ in 0..2000 {
+            t += 10_000_000;
+            d.update(t, dt, 0, 1);
+        }
+        assert!((d.level() - cfg.stale_weight).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,213 @@
+//! The motor stage: the last thing between a decision and a wheel.
+//!
+//! Every tick it validates the intent (a non-finite value becomes zero and is counted), scales
+//! autonomy by the drowsiness speed scale, applies the override mux (e-stop > fresh teleop >
+//! autonomy; a teleop command older than `[teleop].timeout_ms` falls back to autonomy), clamps
+//! to `[limits]`, limits acceleration, converts the twist to wheel speeds and writes the body.
+//! A stale body state, an e-stop or a forced stop writes zero at once.
+
+use crate::body::{Body, RobotParams};
+use crate::config::{LimitsConfig, TeleopConfig};
+use crate::msg::{BodyState, ControlSource, MotorIntent, Twist, WheelSpeeds};
+use crate::teleop::{TeleopInput, TeleopSnapshot};
+use std::sync::Arc;
+
+/// Why the motor stage wrote zero this tick (if it did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopReason {
+    /// Not stopped by the stage.
+    #[default]
+    None,
+    /// E-stop latched (teleop or body).
+    Estop,
+    /// Body state older than `[body].stale_after_ms`.
+    StaleBody,
+    /// The integrator asked for a stop (sleep, failed region).
+    Forced,
+}
+
+/// What the stage did in one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MotorOutput {
+    /// The twist sent (after everything).
+    pub twist: Twist,
+    /// The wheel speeds sent.
+    pub wheels: WheelSpeeds,
+    /// Who was in control.
+    pub source: ControlSource,
+    /// Why zero was forced, if it was.
+    pub stop: StopReason,
+    /// Whether the body refused the command.
+    pub refused: bool,
+}
+
+/// The motor stage (state: last command, e-stop latch, teleop snapshot).
+pub struct MotorStage {
+    limits: LimitsConfig,
+    params: RobotParams,
+    teleop_timeout_ns: u64,
+    body_stale_ns: u64,
+    period_s: f64,
+    teleop: Option<Arc<TeleopInput>>,
+    snap: TeleopSnapshot,
+    seen_estop_events: u64,
+    estop_latched: bool,
+    last: Twist,
+    last_now: Option<u64>,
+    rejected: u64,
+}
+
+impl std::fmt::Debug for MotorStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MotorStage")
+            .field("last", &self.last)
+            .field("estop_latched", &self.estop_latched)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MotorStage {
+    /// A stage with these limits; `period_s` is the tick period (first-tick acceleration step).
+    pub fn new(
+        limits: &LimitsConfig,
+        teleop: &TeleopConfig,
+        body_stale_after_ms: u64,
+        params: &RobotParams,
+        period_s: f64,
+    ) -> Self {
+        Self {
+            limits: limits.clone(),
+            params: params.clone(),
+            teleop_timeout_ns: teleop.timeout_ms * 1_000_000,
+            body_stale_ns: body_stale_after_ms * 1_000_000,
+            period_s,
+            teleop: None,
+            snap: TeleopSnapshot::default(),
+            seen_estop_events: 0,
+            estop_latched: false,
+            last: Twist::ZERO,
+            last_now: None,
+            rejected: 0,
+        }
+    }
+
+    /// Connect a teleop input.
+    pub fn set_teleop(&mut self, t: Arc<TeleopInput>) {
+        self.seen_estop_events = t.snapshot().map(|s| s.estop_events).unwrap_or(0);
+        self.teleop = Some(t);
+    }
+
+    /// Commands rejected as non-finite so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Whether the body state is stale at `now_ns`.
+    pub fn body_stale(&self, now_ns: u64, s: &BodyState) -> bool {
+        now_ns.saturating_sub(s.stamp_ns) > self.body_stale_ns
+    }
+
+    fn validate(&mut self, t: Twist) -> Twist {
+        if t.is_finite() {
+            t
+        } else {
+            self.rejected += 1;
+            Twist::ZERO
+        }
+    }
+
+    /// Run the stage for one tick and write the body.
+    pub fn step(
+        &mut self,
+        now_ns: u64,
+        intent: &MotorIntent,
+        speed_scale: f64,
+        force_stop: bool,
+        state: &BodyState,
+        body: &mut dyn Body,
+    ) -> MotorOutput {
+        if let Some(t) = &self.teleop {
+            if let Some(s) = t.snapshot() {
+                self.snap = s;
+            }
+        }
+        let new_press = self.snap.estop_events != self.seen_estop_events;
+        self.seen_estop_events = self.snap.estop_events;
+        let want_estop = self.snap.estop || new_press;
+        if want_estop && !self.estop_latched {
+            body.estop();
+        } else if !want_estop && self.estop_latched {
+            body.clear_estop();
+        }
+        self.estop_latched = want_estop;
+
+        let dt = match self.last_now {
+            Some(p) if now_ns > p => ((now_ns - p) as f64 * 1e-9).min(1.0),
+            _ => self.period_s,
+        };
+        self.last_now = Some(now_ns);
+
+        let mut out = MotorOutput::default();
+        let teleop_fresh = match self.snap.drive {
+            Some((_, stamp)) => now_ns >= stamp && now_ns - stamp <= self.teleop_timeout_ns,
+            None => false,
+        };
+        let (target, source, stop) = if want_estop || state.estop {
+            (Twist::ZERO, ControlSource::Estop, StopReason::Estop)
+        } else if self.body_stale(now_ns, state) {
+            let src = if teleop_fresh {
+                ControlSource::Teleop
+            } else {
+                ControlSource::Autonomy
+            };
+            (Twist::ZERO, src, StopReason::StaleBody)
+        } else if teleop_fresh {
+            let t = self.snap.drive.map(|d| d.0).unwrap_or(Twist::ZERO);
+            (self.validate(t), ControlSource::Teleop, StopReason::None)
+        } else if force_stop {
+            (Twist::ZERO, ControlSource::Autonomy, StopReason::Forced)
+        } else {
+            let t = self.validate(intent.twist);
+            let k = if speed_scale.is_finite() {
+                speed_scale.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            (
+                Twist {
+                    linear: t.linear * k,
+                    angular: t.angular * k,
+                },
+                ControlSource::Autonomy,
+                StopReason::None,
+            )
+        };
+        let l = &self.limits;
+        let clamped = Twist {
+            linear: target.linear.clamp(-l.max_linear_mps, l.max_linear_mps),
+            angular: target.angular.clamp(-l.max_angular_rps, l.max_angular_rps),
+        };
+        let twist = if stop == StopReason::Estop || stop == StopReason::StaleBody {
+            Twist::ZERO
+        } else {
+            let step = |from: f64, to: f64, a: f64| from + (to - from).clamp(-a * dt, a * dt);
+            Twist {
+                linear: step(self.last.linear, clamped.linear, l.max_linear_accel),
+                angular: step(self.last.angular, clamped.angular, l.max_angular_accel),
+            }
+        };
+        let twist = if twist.is_finite() {
+            twist
+        } else {
+            Twist::ZERO
+        };
+        self.last = twist;
+        let wheels = self.params.twist_to_wheels(twist);
+        out.refused = body.command(wheels).is_err();
+        out.twist = twist;
+        out.wheels = wheels;
+        out.source = source;
+        out.stop = stop;
+        out
+    }
+}

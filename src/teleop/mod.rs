@@ -1,0 +1,108 @@
+//! Teleop: a person taking over. Commands from a console (or the bus) land in a lock-free
+//! [`TeleopInput`] that the integrator's motor stage reads every tick without waiting: a fresh
+//! drive command overrides autonomy, a stale one (older than `[teleop].timeout_ms`) falls back
+//! to autonomy, and the e-stop latch beats everything until it is cleared.
+
+use crate::msg::{TeleopCommand, Twist};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The latest teleop state, shared between any number of senders and the motor stage.
+///
+/// The drive command is a seqlock over atomics: senders serialise among themselves with a
+/// spin flag (they never wait on the tick), and the tick retries a bounded number of times and
+/// otherwise keeps what it read last tick, so it never waits on a sender.
+#[derive(Debug, Default)]
+pub struct TeleopInput {
+    seq: AtomicU64,
+    linear: AtomicU64,
+    angular: AtomicU64,
+    stamp_ns: AtomicU64,
+    driving: AtomicBool,
+    writer: AtomicBool,
+    estop: AtomicBool,
+    estop_events: AtomicU64,
+}
+
+/// What the motor stage reads from teleop in one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TeleopSnapshot {
+    /// The last drive command and its time, unless released.
+    pub drive: Option<(Twist, u64)>,
+    /// Whether the teleop e-stop is latched.
+    pub estop: bool,
+    /// Number of e-stop presses so far (a press between two ticks is never missed).
+    pub estop_events: u64,
+}
+
+impl TeleopInput {
+    /// A new, released, un-latched input.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Apply a command received at `now_ns`.
+    pub fn send(&self, cmd: TeleopCommand, now_ns: u64) {
+        match cmd {
+            TeleopCommand::Estop => {
+                self.estop.store(true, Ordering::SeqCst);
+                self.estop_events.fetch_add(1, Ordering::SeqCst);
+            }
+            TeleopCommand::ClearEstop => self.estop.store(false, Ordering::SeqCst),
+            TeleopCommand::Drive(t) => self.write(Some(t), now_ns),
+            TeleopCommand::Release => self.write(None, now_ns),
+        }
+    }
+
+    fn write(&self, t: Option<Twist>, now_ns: u64) {
+        while self
+            .writer
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s + 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        let driving = t.is_some();
+        let t = t.unwrap_or(Twist::ZERO);
+        self.linear.store(t.linear.to_bits(), Ordering::Relaxed);
+        self.angular.store(t.angular.to_bits(), Ordering::Relaxed);
+        self.stamp_ns.store(now_ns, Ordering::Relaxed);
+        self.driving.store(driving, Ordering::Relaxed);
+        self.seq.store(s + 2, Ordering::Release);
+        self.writer.store(false, Ordering::Release);
+    }
+
+    /// Read without waiting; `None` if a sender was mid-write on every try (the caller keeps
+    /// its previous snapshot).
+    pub fn snapshot(&self) -> Option<TeleopSnapshot> {
+        for _ in 0..4 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let lin = f64::from_bits(self.linear.load(Ordering::Relaxed));
+            let ang = f64::from_bits(self.angular.load(Ordering::Relaxed));
+            let stamp = self.stamp_ns.load(Ordering::Relaxed);
+            let driving = self.driving.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return Some(TeleopSnapshot {
+                    drive: driving.then_some((
+                        Twist {
+                            linear: lin,
+                            angular: ang,
+                        },
+                        stamp,
+                    )),
+                    estop: self.estop.load(Ordering::SeqCst),
+                    estop_events: self.estop_events.load(Ordering::SeqCst),
+                });
+            }
+        }
+        None
+    }
+}
