@@ -12,7 +12,12 @@ pub mod body;
 pub mod bus;
 pub mod config;
 pub mod grounding;
+pub mod integrator;
 pub mod link;
 pub mod msg;
 pub mod regions;
+pub mod report;
+#[cfg(feature = "ros2")]
+pub mod ros2;
 pub mod sim;
+pub mod teleop;

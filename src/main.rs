@@ -43,6 +43,24 @@ enum Command {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// Drive the simulated robot (MuJoCo) through a scenario with the brain; writes a report.
+    Sim(SimCli),
+    /// Run every scenario over several seeds; print success rate, collisions, time and SPL.
+    Eval(EvalCli),
+    /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
+    Replay {
+        /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
+        file: PathBuf,
+        /// Only these topics (repeatable).
+        #[arg(long)]
+        topic: Vec<String>,
+        /// Playback speed relative to recorded time (0 = as fast as possible).
+        #[arg(long, default_value_t = 0.0)]
+        speed: f64,
+        /// Print only per-topic message counts.
+        #[arg(long)]
+        summary: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +69,12 @@ enum ModelsCmd {
     Build,
     /// Check every model file's sha256 against models/manifest.toml.
     Verify,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StressClassArg {
+    Realtime,
+    Normal,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +94,108 @@ enum BenchCmd {
         #[arg(long)]
         no_python: bool,
     },
+    /// Loop: the real integrator loop at a fixed rate (jitter, compute, misses, drowsiness, sleeps).
+    Loop {
+        /// Run time in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Tick rate in Hz (10..=1000).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// CPU burner threads to run beside the loop.
+        #[arg(long, default_value_t = 0)]
+        stress: usize,
+        /// Burner scheduling: `realtime` (SCHED_FIFO 1, below the loop, above ordinary threads) or `normal`.
+        #[arg(long, value_enum, default_value_t = StressClassArg::Realtime)]
+        stress_class: StressClassArg,
+        /// Compute drowsiness but do not feed it back (ablation).
+        #[arg(long)]
+        no_drowsiness_feedback: bool,
+        /// Working-memory capacity (entries).
+        #[arg(long)]
+        context: Option<usize>,
+        /// Token width.
+        #[arg(long)]
+        width: Option<usize>,
+        /// Run the loop without the stand-in region threads.
+        #[arg(long)]
+        no_regions: bool,
+        /// Configuration file (default: built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by `sim` and `eval`.
+#[derive(clap::Args)]
+struct SimCommon {
+    /// Configuration file (default: config/default.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run without the camera (faster; vision is then blind).
+    #[arg(long)]
+    no_camera: bool,
+    /// Pace by the wall clock instead of lockstep simulation time.
+    #[arg(long)]
+    realtime: bool,
+    /// Simulated extra compute per tick in ms (deterministic overload, for ablations).
+    #[arg(long, default_value_t = 0.0)]
+    stress: f64,
+    /// Do not feed drowsiness back into the loop (ablation).
+    #[arg(long)]
+    no_drowsiness_feedback: bool,
+}
+
+impl SimCommon {
+    fn into_lib(self) -> brainloop::sim::commands::CommonArgs {
+        brainloop::sim::commands::CommonArgs {
+            config: self.config,
+            no_camera: self.no_camera,
+            realtime: self.realtime,
+            stress_ms: self.stress,
+            no_drowsiness_feedback: self.no_drowsiness_feedback,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct SimCli {
+    /// Scenario name in scenarios/ (or a path to a .toml).
+    #[arg(long, default_value = brainloop::sim::commands::DEFAULT_SCENARIO)]
+    scenario: String,
+    /// Instruction for the brain (default: the scenario's).
+    #[arg(long)]
+    instruction: Option<String>,
+    /// Layout seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated seconds (default: the scenario's time limit).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Report directory (default: reports/<scenario>-seed<seed>).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    common: SimCommon,
+}
+
+#[derive(clap::Args)]
+struct EvalCli {
+    /// Directory of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Seeds per scenario.
+    #[arg(long, default_value_t = 3)]
+    episodes: usize,
+    /// Print one JSON object (otherwise a table).
+    #[arg(long)]
+    json: bool,
+    /// Extra simulated compute per tick in ms (same as sim --stress).
+    #[command(flatten)]
+    common: SimCommon,
 }
 
 fn init_logging(format: LogFormat) {
@@ -87,6 +213,55 @@ fn init_logging(format: LogFormat) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Sim(a) => {
+            use brainloop::sim::commands;
+            let args = commands::SimArgs {
+                common: a.common.into_lib(),
+                scenario: Some(a.scenario),
+                instruction: a.instruction,
+                seed: a.seed,
+                seconds: a.seconds,
+                report: a.report,
+            };
+            let (summary, dir) = commands::sim(&args)?;
+            println!("{}", commands::summary_text(&summary, &dir));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(a) => {
+            use brainloop::sim::commands;
+            let args = commands::EvalArgs {
+                common: a.common.into_lib(),
+                scenarios: a.scenarios,
+                episodes: a.episodes,
+            };
+            let report = commands::eval(&args)?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", commands::eval_table(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            file,
+            topic,
+            speed,
+            summary,
+        } => {
+            let opts = brainloop::report::mcap::ReplayOptions {
+                topics: topic,
+                speed,
+                summary_only: summary,
+            };
+            let mut out = std::io::stdout().lock();
+            let counts = brainloop::sim::commands::replay_file(&file, &opts, &mut out)?;
+            if summary {
+                for (t, n) in counts {
+                    println!("{t}\t{n}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {
                 println!("ok");
@@ -129,6 +304,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     print!("{}", bench::format_table(&report));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            BenchCmd::Loop {
+                seconds,
+                rate,
+                stress,
+                stress_class,
+                no_drowsiness_feedback,
+                context,
+                width,
+                no_regions,
+                config,
+                json,
+            } => {
+                use brainloop::integrator::bench;
+                let cfg = match config {
+                    Some(f) => Config::load(&f)?,
+                    None => Config::default(),
+                };
+                let args = bench::LoopBenchArgs {
+                    seconds,
+                    rate_hz: rate,
+                    stress,
+                    stress_class: match stress_class {
+                        StressClassArg::Realtime => bench::StressClass::Realtime,
+                        StressClassArg::Normal => bench::StressClass::Normal,
+                    },
+                    feedback: !no_drowsiness_feedback,
+                    context,
+                    width,
+                    regions: !no_regions,
+                };
+                let report = bench::run_loop_bench(&cfg, &args)?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", bench::format_loop_report(&report));
                 }
                 Ok(ExitCode::SUCCESS)
             }
