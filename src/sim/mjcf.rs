@@ -53,8 +53,7 @@ pub fn robot_body(p: &RobotParams, pose: (f64, f64, f64)) -> String {
     let half_sep = p.wheel_separation / 2.0;
     let (sp, cp) = p.camera_pitch.sin_cos();
     let caster_z = p.caster_radius - r;
-    let wheel_density = p.wheel_mass
-        / (std::f64::consts::PI * r * r * p.wheel_width).max(1e-9);
+    let wheel_density = p.wheel_mass / (std::f64::consts::PI * r * r * p.wheel_width).max(1e-9);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -132,17 +131,19 @@ pub fn mjcf(p: &RobotParams, layout: &Layout) -> String {
         );
     }
     for (i, o) in layout.objects.iter().enumerate() {
-        let name = format!(
-            "{OBJECT_PREFIX}{i}:{}_{}",
-            o.colour.name(),
-            o.shape.name()
-        );
+        let name = format!("{OBJECT_PREFIX}{i}:{}_{}", o.colour.name(), o.shape.name());
         let c = rgba(o.colour.rgb());
         let geom = match o.shape {
             Shape::Ball => format!(r#"type="sphere" size="0.08" pos="{} {} 0.08""#, o.x, o.y),
-            Shape::Cube => format!(r#"type="box" size="0.07 0.07 0.07" pos="{} {} 0.07""#, o.x, o.y),
+            Shape::Cube => format!(
+                r#"type="box" size="0.07 0.07 0.07" pos="{} {} 0.07""#,
+                o.x, o.y
+            ),
             Shape::Cylinder => {
-                format!(r#"type="cylinder" size="0.07 0.1" pos="{} {} 0.1""#, o.x, o.y)
+                format!(
+                    r#"type="cylinder" size="0.07 0.1" pos="{} {} 0.1""#,
+                    o.x, o.y
+                )
             }
         };
         let _ = writeln!(s, r#"    <geom name="{name}" {geom} rgba="{c}"/>"#);

@@ -232,10 +232,7 @@ impl Body for MujocoBody {
                 ticks(qpos[self.ids.qpos_wheel[0]]),
                 ticks(qpos[self.ids.qpos_wheel[1]]),
             ],
-            wheel_speed: [
-                sd[self.ids.sensor_speed[0]],
-                sd[self.ids.sensor_speed[1]],
-            ],
+            wheel_speed: [sd[self.ids.sensor_speed[0]], sd[self.ids.sensor_speed[1]]],
             gyro_z: sd[self.ids.sensor_gyro + 2],
             accel: [sd[a], sd[a + 1]],
             battery_v: 7.4,
@@ -281,7 +278,8 @@ impl SimulatedBody for MujocoBody {
     fn ground_truth_pose(&self) -> (f64, f64, f64) {
         let p = self.data.xpos()[self.ids.chassis];
         let q = self.data.xquat()[self.ids.chassis];
-        let yaw = (2.0 * (q[0] * q[3] + q[1] * q[2])).atan2(1.0 - 2.0 * (q[2] * q[2] + q[3] * q[3]));
+        let yaw =
+            (2.0 * (q[0] * q[3] + q[1] * q[2])).atan2(1.0 - 2.0 * (q[2] * q[2] + q[3] * q[3]));
         (p[0], p[1], yaw)
     }
 }
@@ -323,7 +321,11 @@ mod tests {
         assert!((travelled - 0.4).abs() < 0.05, "{travelled}");
         // Range rays see the far wall, straight ahead at about 2 m - 0.1 m (capped at range_max).
         assert_eq!(s.range_count as u32, p.range_rays);
-        assert!(s.range.iter().take(s.range_count as usize).all(|r| *r > 0.0));
+        assert!(s
+            .range
+            .iter()
+            .take(s.range_count as usize)
+            .all(|r| *r > 0.0));
         // Turning in place: gyro reports the yaw rate.
         b.command(p.twist_to_wheels(Twist {
             linear: 0.0,
@@ -331,7 +333,11 @@ mod tests {
         }))
         .unwrap();
         b.advance(1.0);
-        assert!((b.state().gyro_z - 1.0).abs() < 0.15, "{}", b.state().gyro_z);
+        assert!(
+            (b.state().gyro_z - 1.0).abs() < 0.15,
+            "{}",
+            b.state().gyro_z
+        );
     }
 
     #[test]

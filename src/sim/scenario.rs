@@ -358,7 +358,9 @@ impl Scenario {
             errs.push("arena.min_goal_distance_m: must be >= 0".into());
         }
         let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-        if a.walls.iter().any(|w| !finite(w) || w[2] <= 0.0 || w[3] <= 0.0)
+        if a.walls
+            .iter()
+            .any(|w| !finite(w) || w[2] <= 0.0 || w[3] <= 0.0)
             || a.start.is_some_and(|s| !finite(&s))
             || a.goal_at.is_some_and(|g| !finite(&g))
         {
@@ -520,6 +522,7 @@ impl Layout {
         let o = self
             .objects
             .iter()
+            .filter(|o| !o.goal)
             .map(|o| ((x - o.x).hypot(y - o.y) - o.shape.radius()).max(0.0))
             .fold(f64::INFINITY, f64::min);
         b.min(o)
@@ -706,10 +709,7 @@ pub fn shortest_path(layout: &Layout) -> Option<f64> {
     for i in 0..n {
         for j in 0..n {
             let (x, y) = to_xy(i, j);
-            let near_box = layout
-                .boxes
-                .iter()
-                .any(|b| b.distance(x, y) < ROBOT_RADIUS);
+            let near_box = layout.boxes.iter().any(|b| b.distance(x, y) < ROBOT_RADIUS);
             let near_obj = layout
                 .objects
                 .iter()

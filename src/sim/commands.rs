@@ -1,0 +1,251 @@
+//! The simulator's command-line entry points (`brainloop sim`, `eval`, `replay`) as plain library
+//! functions over plain argument structs, so `main.rs` only parses and wires, and whole runs can
+//! be tested without a process.
+
+use crate::body::RobotParams;
+use crate::config::Config;
+use crate::report::mcap::{replay, ReplayOptions};
+use crate::report::Summary;
+use crate::sim::episode::{run_episode, run_eval, EpisodeOptions, EvalReport, Progress};
+use crate::sim::scenario::{self, Scenario};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// The scenario `brainloop sim` runs when none is named (what `make run` shows).
+pub const DEFAULT_SCENARIO: &str = "01-red-ball";
+/// Where scenarios live.
+pub const SCENARIO_DIR: &str = "scenarios";
+
+/// Errors of the simulator commands (each one line).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// Configuration file problem.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
+    /// Simulation problem.
+    #[error(transparent)]
+    Sim(#[from] crate::sim::episode::SimError),
+    /// Scenario problem.
+    #[error(transparent)]
+    Scenario(#[from] crate::sim::scenario::ScenarioError),
+    /// Replay problem.
+    #[error(transparent)]
+    Record(#[from] crate::report::mcap::RecordError),
+}
+
+/// Arguments shared by `sim` and `eval`.
+#[derive(Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// Configuration file (None: `config/default.toml` when present, else built-in defaults).
+    pub config: Option<PathBuf>,
+    /// Run without the camera (faster; a camera-less brain is blind).
+    pub no_camera: bool,
+    /// Pace by the wall clock.
+    pub realtime: bool,
+    /// Simulated extra compute per tick, ms.
+    pub stress_ms: f64,
+    /// Turn drowsiness feedback off (ablation).
+    pub no_drowsiness_feedback: bool,
+}
+
+/// `brainloop sim` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct SimArgs {
+    /// Shared options.
+    pub common: CommonArgs,
+    /// Scenario name (in `scenarios/`) or path to a `.toml`.
+    pub scenario: Option<String>,
+    /// Override the instruction.
+    pub instruction: Option<String>,
+    /// Layout seed.
+    pub seed: Option<u64>,
+    /// Simulated seconds.
+    pub seconds: Option<f64>,
+    /// Report directory (None: `reports/<scenario>-seed<seed>`).
+    pub report: Option<PathBuf>,
+}
+
+/// `brainloop eval` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct EvalArgs {
+    /// Shared options.
+    pub common: CommonArgs,
+    /// Scenario directory.
+    pub scenarios: PathBuf,
+    /// Seeds per scenario.
+    pub episodes: usize,
+}
+
+fn load_config(common: &CommonArgs) -> Result<Config, CommandError> {
+    let mut config = match &common.config {
+        Some(p) => Config::load(p)?,
+        None => {
+            let p = Path::new("config/default.toml");
+            if p.is_file() {
+                Config::load(p)?
+            } else {
+                Config::default()
+            }
+        }
+    };
+    if common.no_drowsiness_feedback {
+        config.drowsiness.feedback = false;
+    }
+    Ok(config)
+}
+
+fn episode_options(common: &CommonArgs) -> EpisodeOptions {
+    EpisodeOptions {
+        camera: !common.no_camera,
+        realtime: common.realtime,
+        stress_ms: common.stress_ms,
+        ..Default::default()
+    }
+}
+
+/// Run `brainloop sim`: one episode with a progress bar on a terminal, a report directory, and
+/// a short summary on stdout. A failed task is a result (Ok), not an error.
+pub fn sim(args: &SimArgs) -> Result<(Summary, PathBuf), CommandError> {
+    let config = load_config(&args.common)?;
+    let params = RobotParams::load_default();
+    let name = args.scenario.as_deref().unwrap_or(DEFAULT_SCENARIO);
+    let scenario = Scenario::find(Path::new(SCENARIO_DIR), name)?;
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let report = args
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(format!("{}-seed{seed}", scenario.name)));
+    let opts = EpisodeOptions {
+        seed: Some(seed),
+        seconds: args.seconds,
+        instruction: args.instruction.clone(),
+        report_dir: Some(report.clone()),
+        ..episode_options(&args.common)
+    };
+    let bar = progress_bar(opts.seconds.unwrap_or(scenario.time_limit_s));
+    let summary = run_episode(&config, &params, &scenario, &opts, &mut |p: &Progress| {
+        if let Some(b) = &bar {
+            b.set_position((p.sim_s * 10.0) as u64);
+            b.set_message(format!(
+                "goal {:5.2} m | ticks {} missed {} | drowsiness {:.2} | {:?}",
+                p.distance_to_goal, p.ticks, p.missed, p.drowsiness, p.mode
+            ));
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok((summary, report))
+}
+
+fn progress_bar(limit_s: f64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new((limit_s * 10.0).ceil() as u64);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} sim {prefix} [{bar:30}] {pos:>5}/{len} ds  {msg}",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(s) = style {
+        bar.set_style(s);
+    }
+    Some(bar)
+}
+
+/// The human summary `brainloop sim` prints at the end.
+pub fn summary_text(s: &Summary, report: &Path) -> String {
+    let outcome = match s.time_to_goal_s {
+        Some(t) => format!("SUCCESS: reached the goal in {t:.1} s"),
+        None => format!(
+            "FAILED: goal not reached in {:.1} s (ended {:.2} m away)",
+            s.sim_time_s, s.final_distance_to_goal_m
+        ),
+    };
+    format!(
+        "scenario {} (seed {}): \"{}\"\n  {outcome}\n  path {:.2} m (shortest {:.2} m, SPL {:.2}), collisions {}, min obstacle distance {:.2} m\n  ticks {} (missed {}), drowsiness max {:.2} mean {:.2}, sleeps {}, camera frames {}, link frames {}/{}\n  brain {} on {} ({}), {:.1}x real time ({:.1} s wall)\n  report: {}",
+        s.scenario,
+        s.seed,
+        s.instruction,
+        s.path_length_m,
+        s.shortest_path_m,
+        s.spl,
+        s.collisions,
+        s.min_obstacle_distance_m,
+        s.ticks,
+        s.missed_ticks,
+        s.drowsiness_max,
+        s.drowsiness_mean,
+        s.sleeps,
+        s.camera_frames,
+        s.link_frames_sent,
+        s.link_frames_received,
+        s.brain,
+        s.body,
+        s.clock,
+        s.realtime_factor,
+        s.wall_time_s,
+        report.display()
+    )
+}
+
+/// Run `brainloop eval`; progress lines go to stderr when it is a terminal.
+pub fn eval(args: &EvalArgs) -> Result<EvalReport, CommandError> {
+    let config = load_config(&args.common)?;
+    let params = RobotParams::load_default();
+    let scenarios = scenario::load_dir(&args.scenarios)?;
+    let tty = std::io::stderr().is_terminal();
+    let report = run_eval(
+        &config,
+        &params,
+        &scenarios,
+        args.episodes,
+        &episode_options(&args.common),
+        &mut |name, k, s| {
+            if tty {
+                eprintln!(
+                    "{name} #{k}: {} in {:.1} s, collisions {}",
+                    s.outcome, s.sim_time_s, s.collisions
+                );
+            }
+        },
+    )?;
+    Ok(report)
+}
+
+/// Run `brainloop replay`: print the recording's messages (or counts) to `out`.
+pub fn replay_file(
+    file: &Path,
+    opts: &ReplayOptions,
+    out: &mut dyn std::io::Write,
+) -> Result<std::collections::BTreeMap<String, u64>, CommandError> {
+    Ok(replay(file, opts, out)?)
+}
+
+/// `eval` results as a small table for people.
+pub fn eval_table(r: &EvalReport) -> String {
+    let mut out = format!(
+        "{:<34} {:>8} {:>8} {:>10} {:>11} {:>6}\n",
+        "scenario", "episodes", "success", "collisions", "mean_time_s", "spl"
+    );
+    let row = |name: &str, s: &crate::sim::episode::EvalStats| {
+        format!(
+            "{:<34} {:>8} {:>8.2} {:>10.2} {:>11} {:>6.2}\n",
+            name,
+            s.episodes,
+            s.success_rate,
+            s.collisions,
+            s.mean_time_s
+                .map(|t| format!("{t:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            s.spl
+        )
+    };
+    for (name, s) in &r.scenarios {
+        out.push_str(&row(name, s));
+    }
+    out.push_str(&row("overall", &r.overall));
+    out.push_str(&format!("brain: {}", r.brain));
+    out
+}

@@ -1,0 +1,601 @@
+//! One simulated run of the brain on a scenario: the lockstep loop of the contract (each physics
+//! step: camera at the vision rate, brain tick at the integrator rate, then advance the body),
+//! scoring against ground truth, the MCAP recording and the report directory; and `eval`, which
+//! runs every scenario over several seeds and aggregates success rate, collisions, time and SPL.
+//!
+//! In lockstep the only clock is simulation time, so a run is a pure function of the scenario,
+//! seed and options. With `realtime` the loop is paced by the wall clock and missed deadlines are
+//! real.
+
+use crate::body::{Body, RobotParams, SimulatedBody};
+use crate::config::{Config, LimitsConfig};
+use crate::msg::{Instruction, Mode, Twist};
+use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
+use crate::sim::board::SimBoard;
+use crate::sim::camera::{RgbFrame, SimCamera};
+use crate::sim::mjcf::TIMESTEP;
+use crate::sim::mujoco::MujocoBody;
+use crate::sim::pilot::ColourPilot;
+use crate::sim::scenario::{Layout, Scenario, ScenarioError, ROBOT_RADIUS};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Errors running an episode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Scenario problem (unknown, malformed, unreachable).
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// MuJoCo problem.
+    #[error(transparent)]
+    Mujoco(#[from] crate::sim::mujoco::MujocoError),
+    /// Camera problem.
+    #[error(transparent)]
+    Camera(#[from] crate::sim::camera::CameraError),
+    /// Recording problem.
+    #[error(transparent)]
+    Record(#[from] crate::report::mcap::RecordError),
+    /// Report file problem.
+    #[error("writing the report to {path}: {message}")]
+    Report {
+        /// Path.
+        path: String,
+        /// Cause.
+        message: String,
+    },
+    /// Bad option.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// How to run an episode.
+#[derive(Debug, Clone)]
+pub struct EpisodeOptions {
+    /// Layout seed (None: the scenario's own).
+    pub seed: Option<u64>,
+    /// Simulated seconds (None: the scenario's time limit).
+    pub seconds: Option<f64>,
+    /// Instruction (None: the scenario's).
+    pub instruction: Option<String>,
+    /// Render the camera for the vision side of the brain.
+    pub camera: bool,
+    /// Pace by the wall clock instead of lockstep.
+    pub realtime: bool,
+    /// Extra simulated compute time per tick, ms (deterministic overload for ablations).
+    pub stress_ms: f64,
+    /// Write a report directory here.
+    pub report_dir: Option<PathBuf>,
+}
+
+impl Default for EpisodeOptions {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            seconds: None,
+            instruction: None,
+            camera: true,
+            realtime: false,
+            stress_ms: 0.0,
+            report_dir: None,
+        }
+    }
+}
+
+/// Live progress, reported once per simulated 100 ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Simulated time, s.
+    pub sim_s: f64,
+    /// Time limit, s.
+    pub limit_s: f64,
+    /// Distance to the goal object, m.
+    pub distance_to_goal: f64,
+    /// Ticks so far.
+    pub ticks: u64,
+    /// Missed ticks so far.
+    pub missed: u64,
+    /// Current drowsiness.
+    pub drowsiness: f64,
+    /// Current mode.
+    pub mode: Mode,
+}
+
+/// What drives the robot in the simulator: sees camera frames when it wants them and runs one
+/// whole decision-and-actuation tick at the integrator rate.
+pub trait Brain {
+    /// Short name for reports.
+    fn name(&self) -> String;
+    /// Whether it uses camera frames.
+    fn wants_camera(&self) -> bool;
+    /// A new camera frame.
+    fn see(&mut self, frame: &RgbFrame);
+    /// One tick at `now_ns`: decide and command `body`.
+    fn tick(&mut self, now_ns: u64, body: &mut dyn Body) -> TickSample;
+}
+
+/// The classical baseline brain: the colour pilot plus a motor stage that validates, clamps and
+/// acceleration-limits every command before it reaches the body.
+#[derive(Debug)]
+pub struct PilotBrain {
+    pilot: ColourPilot,
+    params: RobotParams,
+    limits: LimitsConfig,
+    last: Twist,
+    last_ns: Option<u64>,
+}
+
+impl PilotBrain {
+    /// A pilot for `instruction`.
+    pub fn new(config: &Config, params: &RobotParams, instruction: &str) -> Self {
+        let fovy = params.camera_fovy_deg.to_radians();
+        let aspect = params.camera_width as f64 / params.camera_height.max(1) as f64;
+        let hfov = 2.0 * ((fovy / 2.0).tan() * aspect).atan();
+        Self {
+            pilot: ColourPilot::new(instruction, hfov),
+            params: params.clone(),
+            limits: config.limits.clone(),
+            last: Twist::ZERO,
+            last_ns: None,
+        }
+    }
+}
+
+impl Brain for PilotBrain {
+    fn name(&self) -> String {
+        "baseline-colour-pilot".into()
+    }
+    fn wants_camera(&self) -> bool {
+        true
+    }
+    fn see(&mut self, frame: &RgbFrame) {
+        self.pilot
+            .see(frame.stamp_ns, frame.width, frame.height, &frame.data);
+    }
+    fn tick(&mut self, now_ns: u64, body: &mut dyn Body) -> TickSample {
+        let state = body.state();
+        let intent = self.pilot.decide(now_ns, &state);
+        let dt = self
+            .last_ns
+            .map(|t| now_ns.saturating_sub(t) as f64 * 1e-9)
+            .unwrap_or(0.0);
+        self.last_ns = Some(now_ns);
+        let l = &self.limits;
+        let want = if intent.twist.is_finite() {
+            intent.twist
+        } else {
+            Twist::ZERO
+        };
+        let step = |cur: f64, want: f64, max: f64, acc: f64| {
+            let want = want.clamp(-max, max);
+            cur + (want - cur).clamp(-acc * dt, acc * dt)
+        };
+        let t = Twist {
+            linear: step(
+                self.last.linear,
+                want.linear,
+                l.max_linear_mps,
+                l.max_linear_accel,
+            ),
+            angular: step(
+                self.last.angular,
+                want.angular,
+                l.max_angular_rps,
+                l.max_angular_accel,
+            ),
+        };
+        self.last = t;
+        let _ = body.command(self.params.twist_to_wheels(t));
+        TickSample {
+            now_ns,
+            compute_ns: 0,
+            drowsiness: 0.0,
+            missed: 0,
+            linear: t.linear,
+            angular: t.angular,
+            mode: intent.mode,
+            sleeping: false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Pose {
+    x: f64,
+    y: f64,
+    yaw: f64,
+}
+
+/// The brain to use for an episode: the best one that exists in this build.
+pub fn make_brain(config: &Config, params: &RobotParams, instruction: &str) -> Box<dyn Brain> {
+    Box::new(PilotBrain::new(config, params, instruction))
+}
+
+/// Run one episode of `scenario`.
+pub fn run_episode(
+    config: &Config,
+    params: &RobotParams,
+    scenario: &Scenario,
+    opts: &EpisodeOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary, SimError> {
+    let seed = opts.seed.unwrap_or(scenario.seed);
+    let layout = scenario.layout(seed)?;
+    let limit_s = opts.seconds.unwrap_or(scenario.time_limit_s);
+    if !(limit_s.is_finite() && limit_s > 0.0 && limit_s <= 86_400.0) {
+        return Err(SimError::Options(format!(
+            "--seconds must be within (0, 86400], got {limit_s}"
+        )));
+    }
+    if !(opts.stress_ms.is_finite() && (0.0..=10_000.0).contains(&opts.stress_ms)) {
+        return Err(SimError::Options(
+            "--stress must be within 0..=10000 ms".into(),
+        ));
+    }
+    let instruction = opts
+        .instruction
+        .clone()
+        .unwrap_or_else(|| scenario.instruction.clone());
+    let mut brain = make_brain(config, params, &instruction);
+    let mut body = SimBoard::new(MujocoBody::new(params.clone(), &layout)?);
+    let mut camera = if opts.camera && brain.wants_camera() {
+        Some(SimCamera::new(
+            body.inner(),
+            params.camera_width,
+            params.camera_height,
+        )?)
+    } else {
+        None
+    };
+    let mut recorder = match &opts.report_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| SimError::Report {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+            Some(Recorder::create(&dir.join("run.mcap"))?)
+        }
+        None => None,
+    };
+    if let Some(r) = recorder.as_mut() {
+        r.record(
+            "/instruction",
+            0,
+            &Instruction {
+                stamp_ns: 0,
+                text: instruction.clone(),
+            },
+        )?;
+        r.record("/scenario/layout", 0, &layout)?;
+    }
+
+    let rate = config.integrator.rate_hz.clamp(1.0, 1000.0);
+    let steps_per_tick = ((1.0 / rate) / TIMESTEP).round().max(1.0) as u64;
+    let period_ns = steps_per_tick * (TIMESTEP * 1e9).round() as u64;
+    let vision_rate = config
+        .regions
+        .get("vision")
+        .filter(|r| r.enabled)
+        .map(|r| r.rate_hz)
+        .unwrap_or(10.0)
+        .clamp(0.1, 1000.0);
+    let steps_per_frame = ((1.0 / vision_rate) / TIMESTEP).round().max(1.0) as u64;
+    let stress_steps = (opts.stress_ms * 1e-3 / TIMESTEP).ceil() as u64;
+    let total_steps = (limit_s / TIMESTEP).ceil() as u64;
+    let snapshot_every = (total_steps / 4).max(1);
+
+    let goal = *layout.goal();
+    let mut ticks: Vec<TickSample> =
+        Vec::with_capacity((total_steps / steps_per_tick) as usize + 2);
+    let mut track: Vec<(f64, f64)> = vec![(layout.start.0, layout.start.1)];
+    let mut frames_saved: Vec<RgbFrame> = Vec::new();
+    let mut camera_frames = 0u64;
+    let mut path_length = 0.0;
+    let mut min_clear = f64::INFINITY;
+    let mut next_tick = 0u64;
+    let mut pending_missed = 0u64;
+    let mut missed_total = 0u64;
+    let mut success_at: Option<f64> = None;
+    let mut last_progress = u64::MAX;
+    let wall0 = Instant::now();
+    let mut step = 0u64;
+    let mut last_pose = layout.start;
+    let mut drowsy_sum = 0.0;
+    let mut drowsy_max: f64 = 0.0;
+    let mut sleeps = 0u32;
+    let mut was_sleeping = false;
+
+    while step <= total_steps {
+        let now_ns = step * (TIMESTEP * 1e9).round() as u64;
+        if let Some(cam) = camera.as_mut() {
+            if step % steps_per_frame == 0 {
+                let frame = cam.render_rgb(body.inner_mut())?;
+                camera_frames += 1;
+                brain.see(&frame);
+                if let Some(r) = recorder.as_mut() {
+                    if step % (steps_per_frame * 10) == 0 {
+                        r.record_image(now_ns, frame.width, frame.height, &frame.data)?;
+                    }
+                }
+                if step % snapshot_every == 0 && frames_saved.len() < 5 {
+                    frames_saved.push(frame);
+                }
+            }
+        }
+        if step >= next_tick {
+            if opts.realtime {
+                let due = std::time::Duration::from_nanos(now_ns);
+                if let Some(wait) = due.checked_sub(wall0.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            let late_cycles = if opts.realtime {
+                let late = wall0.elapsed().as_nanos() as u64;
+                late.saturating_sub(now_ns) / period_ns
+            } else {
+                0
+            };
+            let t0 = Instant::now();
+            let mut sample = brain.tick(now_ns, &mut body);
+            sample.compute_ns = t0.elapsed().as_nanos() as u64;
+            // Overload: cycles skipped because the previous tick ran long (simulated stress)
+            // or because the wall clock is behind (real time).
+            sample.missed = sample.missed.max((pending_missed + late_cycles) as u32);
+            missed_total += sample.missed as u64;
+            drowsy_sum += sample.drowsiness;
+            drowsy_max = drowsy_max.max(sample.drowsiness);
+            if sample.sleeping && !was_sleeping {
+                sleeps += 1;
+            }
+            was_sleeping = sample.sleeping;
+            let (x, y, yaw) = body.ground_truth_pose();
+            path_length += (x - last_pose.0).hypot(y - last_pose.1);
+            last_pose = (x, y, yaw);
+            track.push((x, y));
+            min_clear = min_clear.min((layout.clearance(x, y) - ROBOT_RADIUS).max(0.0));
+            if let Some(r) = recorder.as_mut() {
+                r.record("/body/state", now_ns, &body.state())?;
+                r.record("/brain/tick", now_ns, &sample)?;
+                r.record("/ground_truth/pose", now_ns, &Pose { x, y, yaw })?;
+            }
+            ticks.push(sample);
+            let dist = (x - goal.x).hypot(y - goal.y);
+            if dist <= layout.within_m && success_at.is_none() {
+                success_at = Some(now_ns as f64 * 1e-9);
+            }
+            let hundred_ms = now_ns / 100_000_000;
+            if hundred_ms != last_progress {
+                last_progress = hundred_ms;
+                progress(&Progress {
+                    sim_s: now_ns as f64 * 1e-9,
+                    limit_s,
+                    distance_to_goal: dist,
+                    ticks: ticks.len() as u64,
+                    missed: missed_total,
+                    drowsiness: sample.drowsiness,
+                    mode: sample.mode,
+                });
+            }
+            if success_at.is_some() {
+                break;
+            }
+            // The next tick starts when this one's (simulated) compute is done, on the period grid.
+            let intended = step + steps_per_tick;
+            next_tick =
+                (step + steps_per_tick.max(stress_steps)).div_ceil(steps_per_tick) * steps_per_tick;
+            pending_missed = (next_tick - intended) / steps_per_tick;
+        }
+        body.advance(TIMESTEP);
+        step += 1;
+    }
+    let wall = wall0.elapsed().as_secs_f64();
+    let sim_time = (step.min(total_steps)) as f64 * TIMESTEP;
+    let (x, y, _) = body.ground_truth_pose();
+    let final_dist = (x - goal.x).hypot(y - goal.y);
+    let success = success_at.is_some();
+    let spl = if success {
+        layout.shortest_path_m / path_length.max(layout.shortest_path_m).max(1e-9)
+    } else {
+        0.0
+    };
+    let (sent, received) = body.frames();
+    let summary = Summary {
+        scenario: scenario.name.clone(),
+        instruction,
+        seed,
+        brain: brain.name(),
+        body: body.name(),
+        clock: if opts.realtime {
+            "realtime"
+        } else {
+            "lockstep"
+        }
+        .into(),
+        success,
+        outcome: if success { "reached" } else { "timeout" }.into(),
+        time_to_goal_s: success_at.map(r6),
+        sim_time_s: r6(sim_time),
+        path_length_m: r6(path_length),
+        shortest_path_m: r6(layout.shortest_path_m),
+        spl: r6(spl),
+        collisions: body.inner().collisions(),
+        min_obstacle_distance_m: r6(if min_clear.is_finite() {
+            min_clear
+        } else {
+            0.0
+        }),
+        final_distance_to_goal_m: r6(final_dist),
+        ticks: ticks.len() as u64,
+        missed_ticks: missed_total,
+        drowsiness_max: r6(drowsy_max),
+        drowsiness_mean: r6(drowsy_sum / ticks.len().max(1) as f64),
+        sleeps,
+        camera_frames,
+        link_frames_sent: sent,
+        link_frames_received: received,
+        wall_time_s: r6(wall),
+        realtime_factor: r6(sim_time / wall.max(1e-9)),
+    };
+    if let Some(dir) = &opts.report_dir {
+        if let Some(cam) = camera.as_mut() {
+            frames_saved.push(cam.render_rgb(body.inner_mut())?);
+        }
+        if let Some(r) = recorder.take() {
+            r.finish()?;
+        }
+        write_report(
+            dir,
+            &summary,
+            &layout,
+            &track,
+            &ticks,
+            period_ns,
+            &frames_saved,
+        )?;
+    }
+    Ok(summary)
+}
+
+fn write_report(
+    dir: &Path,
+    summary: &Summary,
+    layout: &Layout,
+    track: &[(f64, f64)],
+    ticks: &[TickSample],
+    period_ns: u64,
+    frames: &[RgbFrame],
+) -> Result<(), SimError> {
+    let err = |path: &Path, e: &dyn std::fmt::Display| SimError::Report {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let p = dir.join("summary.json");
+    let text = serde_json::to_string_pretty(summary).map_err(|e| err(&p, &e))?;
+    std::fs::write(&p, text + "\n").map_err(|e| err(&p, &e))?;
+    let p = dir.join("trajectory.png");
+    let title = format!(
+        "{} seed {}: {} ({})",
+        summary.scenario, summary.seed, summary.outcome, summary.instruction
+    );
+    report::trajectory_png(&p, layout, track, &title).map_err(|e| err(&p, &e))?;
+    let p = dir.join("loop.png");
+    report::loop_png(&p, ticks, period_ns).map_err(|e| err(&p, &e))?;
+    for (i, f) in frames.iter().enumerate() {
+        let p = dir.join(format!(
+            "camera_{i:02}_t{:.1}s.png",
+            f.stamp_ns as f64 * 1e-9
+        ));
+        report::canvas::save_rgb_png(&p, f.width, f.height, &f.data).map_err(|e| err(&p, &e))?;
+    }
+    let mut lat: Vec<u64> = ticks.iter().map(|t| t.compute_ns).collect();
+    lat.sort_unstable();
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            * 1e-3
+    };
+    let timing = serde_json::json!({
+        "wall_time_s": summary.wall_time_s,
+        "realtime_factor": summary.realtime_factor,
+        "tick_compute_us": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+    });
+    let p = dir.join("timing.json");
+    std::fs::write(&p, format!("{timing:#}\n")).map_err(|e| err(&p, &e))?;
+    Ok(())
+}
+
+/// Aggregate results of one scenario (or all) in `eval`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalStats {
+    /// Episodes run.
+    pub episodes: usize,
+    /// Fraction that reached the goal.
+    pub success_rate: f64,
+    /// Mean contact onsets per episode.
+    pub collisions: f64,
+    /// Mean time to goal over successful episodes, s (None when none succeeded).
+    pub mean_time_s: Option<f64>,
+    /// Mean success weighted by path length.
+    pub spl: f64,
+}
+
+impl EvalStats {
+    /// Aggregate summaries.
+    pub fn of(runs: &[&Summary]) -> Self {
+        let n = runs.len().max(1) as f64;
+        let ok: Vec<f64> = runs.iter().filter_map(|s| s.time_to_goal_s).collect();
+        Self {
+            episodes: runs.len(),
+            success_rate: r6(runs.iter().filter(|s| s.success).count() as f64 / n),
+            collisions: r6(runs.iter().map(|s| s.collisions as f64).sum::<f64>() / n),
+            mean_time_s: (!ok.is_empty()).then(|| r6(ok.iter().sum::<f64>() / ok.len() as f64)),
+            spl: r6(runs.iter().map(|s| s.spl).sum::<f64>() / n),
+        }
+    }
+}
+
+/// Results of `eval`: per scenario and overall.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Per scenario name.
+    pub scenarios: std::collections::BTreeMap<String, EvalStats>,
+    /// Over all episodes.
+    pub overall: EvalStats,
+    /// Seeds used per scenario: the scenario's seed + 0..episodes.
+    pub episodes_per_scenario: usize,
+    /// Which brain drove.
+    pub brain: String,
+    /// Whether drowsiness was fed back.
+    pub drowsiness_feedback: bool,
+    /// Simulated compute overload per tick, ms.
+    pub stress_ms: f64,
+}
+
+/// Run every scenario over `episodes` seeds (scenario seed + k).
+pub fn run_eval(
+    config: &Config,
+    params: &RobotParams,
+    scenarios: &[Scenario],
+    episodes: usize,
+    opts: &EpisodeOptions,
+    progress: &mut dyn FnMut(&str, usize, &Summary),
+) -> Result<EvalReport, SimError> {
+    if episodes == 0 {
+        return Err(SimError::Options("--episodes must be at least 1".into()));
+    }
+    let mut all: Vec<(String, Summary)> = Vec::new();
+    let mut brain = String::new();
+    for s in scenarios {
+        for k in 0..episodes {
+            let o = EpisodeOptions {
+                seed: Some(s.seed.wrapping_add(k as u64)),
+                report_dir: None,
+                ..opts.clone()
+            };
+            let summary = run_episode(config, params, s, &o, &mut |_| {})?;
+            progress(&s.name, k, &summary);
+            brain = summary.brain.clone();
+            all.push((s.name.clone(), summary));
+        }
+    }
+    let mut per = std::collections::BTreeMap::new();
+    for s in scenarios {
+        let runs: Vec<&Summary> = all
+            .iter()
+            .filter(|(n, _)| *n == s.name)
+            .map(|(_, r)| r)
+            .collect();
+        per.insert(s.name.clone(), EvalStats::of(&runs));
+    }
+    let every: Vec<&Summary> = all.iter().map(|(_, r)| r).collect();
+    Ok(EvalReport {
+        scenarios: per,
+        overall: EvalStats::of(&every),
+        episodes_per_scenario: episodes,
+        brain,
+        drowsiness_feedback: config.drowsiness.feedback,
+        stress_ms: opts.stress_ms,
+    })
+}
