@@ -1,0 +1,323 @@
+//! The host side of the protocol as a state machine without I/O ("sans-I/O"): it numbers and
+//! encodes outgoing frames, decodes incoming bytes, keeps the latest telemetry, unwraps encoder
+//! counts, and accounts for every error, lost frame and round-trip time. The serial driver
+//! thread and the in-process hardware-in-the-loop tests run exactly this code; only where the
+//! bytes go differs. Time is passed in (`now_ns`), so it runs on a mock clock too.
+
+use super::codec::{
+    self, fault, CodecError, Frame, FrameDecoder, Info, Message, NackReason, Telemetry, MAX_FRAME,
+};
+use crate::body::RobotParams;
+use crate::msg::{BodyState, WheelSpeeds};
+use hdrhistogram::Histogram;
+
+/// Counters and round-trip statistics of one link (since it was created; reconnects included).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct LinkStats {
+    /// Frames sent.
+    pub frames_tx: u64,
+    /// Valid frames received.
+    pub frames_rx: u64,
+    /// Telemetry frames received.
+    pub telemetry_rx: u64,
+    /// Bytes received.
+    pub bytes_rx: u64,
+    /// Received frames rejected for a CRC mismatch.
+    pub crc_errors: u64,
+    /// Received frames rejected for any other reason (COBS, length, version, type).
+    pub decode_errors: u64,
+    /// Board frames lost, from gaps in the board's sequence numbers.
+    pub seq_gaps: u64,
+    /// NACKs received from the board.
+    pub nacks: u64,
+    /// Frames the board says it rejected (its `rx_errors`, accumulated across wraps and resets).
+    pub board_rx_errors: u64,
+    /// Successful (re)connections.
+    pub connects: u64,
+    /// Round-trip samples recorded.
+    pub rtt_samples: u64,
+    /// Command-to-telemetry round trip, median, µs.
+    pub rtt_p50_us: f64,
+    /// Command-to-telemetry round trip, 99th percentile, µs.
+    pub rtt_p99_us: f64,
+    /// Command-to-telemetry round trip, maximum, µs.
+    pub rtt_max_us: f64,
+}
+
+const PENDING: usize = 64;
+
+/// Host-side protocol state.
+pub struct Session {
+    tx_seq: u16,
+    decoder: FrameDecoder,
+    last_board_seq: Option<u16>,
+    last_board_rx_errors: Option<u16>,
+    pending: [(u16, u64); PENDING],
+    pending_len: usize,
+    rtt: Histogram<u64>,
+    stats: LinkStats,
+    telemetry: Option<Telemetry>,
+    telemetry_ns: u64,
+    enc: [i64; 2],
+    last_enc: Option<[i32; 2]>,
+    info: Option<Info>,
+    last_nack: Option<(u16, NackReason)>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    /// A fresh session (allocates its histogram once, here).
+    pub fn new() -> Self {
+        Self {
+            tx_seq: 1,
+            decoder: FrameDecoder::new(),
+            last_board_seq: None,
+            last_board_rx_errors: None,
+            pending: [(0, 0); PENDING],
+            pending_len: 0,
+            // 1 µs .. 100 s, 3 significant digits; fixed size, no allocation when recording.
+            rtt: Histogram::new_with_bounds(1_000, 100_000_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+            stats: LinkStats::default(),
+            telemetry: None,
+            telemetry_ns: 0,
+            enc: [0; 2],
+            last_enc: None,
+            info: None,
+            last_nack: None,
+        }
+    }
+
+    /// Encode `msg` as the next frame into `out` (returns its length) and remember its send
+    /// time for the round-trip measurement. Call it when the bytes actually go on the wire.
+    pub fn encode(&mut self, now_ns: u64, msg: &Message, out: &mut [u8; MAX_FRAME]) -> usize {
+        let seq = self.tx_seq;
+        self.tx_seq = self.tx_seq.wrapping_add(1);
+        let n = codec::encode_frame(seq, msg, out);
+        if self.pending_len == PENDING {
+            self.pending.copy_within(1.., 0);
+            self.pending_len -= 1;
+        }
+        self.pending[self.pending_len] = (seq, now_ns);
+        self.pending_len += 1;
+        self.stats.frames_tx += 1;
+        n
+    }
+
+    /// Sequence number the next frame will carry.
+    pub fn next_seq(&self) -> u16 {
+        self.tx_seq
+    }
+
+    /// Feed received bytes; returns how many valid frames they completed.
+    pub fn receive(&mut self, now_ns: u64, bytes: &[u8]) -> usize {
+        self.stats.bytes_rx += bytes.len() as u64;
+        let mut n = 0;
+        for &b in bytes {
+            if let Some(r) = self.decoder.push(b) {
+                if self.on_frame(now_ns, r) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    fn on_frame(&mut self, now_ns: u64, r: Result<Frame, CodecError>) -> bool {
+        let frame = match r {
+            Ok(f) => f,
+            Err(e) => {
+                if e.is_crc() {
+                    self.stats.crc_errors += 1;
+                } else {
+                    self.stats.decode_errors += 1;
+                }
+                return false;
+            }
+        };
+        self.stats.frames_rx += 1;
+        if let Some(prev) = self.last_board_seq {
+            let gap = frame.seq.wrapping_sub(prev).wrapping_sub(1);
+            // A large "gap" is a board reset or reordering, not loss: do not count it.
+            if gap > 0 && gap < 1000 {
+                self.stats.seq_gaps += gap as u64;
+            }
+        }
+        self.last_board_seq = Some(frame.seq);
+        match frame.msg {
+            Message::Telemetry(t) => self.on_telemetry(now_ns, t),
+            Message::Info(i) => self.info = Some(i),
+            Message::Nack { seq, reason } => {
+                self.stats.nacks += 1;
+                self.last_nack = Some((seq, reason));
+            }
+            // Host-to-board types coming back are valid frames but carry nothing for us.
+            _ => {}
+        }
+        true
+    }
+
+    fn on_telemetry(&mut self, now_ns: u64, t: Telemetry) {
+        self.stats.telemetry_rx += 1;
+        if let Some(last) = self.last_enc {
+            for (i, (&now, &before)) in t.enc.iter().zip(last.iter()).enumerate() {
+                self.enc[i] += now.wrapping_sub(before) as i64;
+            }
+        } else {
+            self.enc = [t.enc[0] as i64, t.enc[1] as i64];
+        }
+        self.last_enc = Some(t.enc);
+        if let Some(prev) = self.last_board_rx_errors {
+            self.stats.board_rx_errors += t.rx_errors.wrapping_sub(prev) as u64;
+        } else {
+            self.stats.board_rx_errors += t.rx_errors as u64;
+        }
+        self.last_board_rx_errors = Some(t.rx_errors);
+        // Round trip: every pending frame with seq <= last_seq (wrap-aware) has now been seen.
+        let mut keep = 0;
+        for k in 0..self.pending_len {
+            let (seq, sent) = self.pending[k];
+            let behind = t.last_seq.wrapping_sub(seq) as i16;
+            if behind >= 0 {
+                // First telemetry acknowledging this frame (or a later one): its round trip.
+                let _ = self.rtt.record(now_ns.saturating_sub(sent).max(1));
+                self.stats.rtt_samples += 1;
+            } else {
+                self.pending[keep] = self.pending[k];
+                keep += 1;
+            }
+        }
+        self.pending_len = keep;
+        self.telemetry = Some(t);
+        self.telemetry_ns = now_ns;
+    }
+
+    /// Drop partial input and per-connection state after a reconnect (statistics are kept).
+    pub fn reset_connection(&mut self) {
+        self.decoder.reset();
+        self.last_board_seq = None;
+        self.last_board_rx_errors = None;
+        self.pending_len = 0;
+        self.last_enc = None;
+        self.stats.connects += 1;
+    }
+
+    /// Statistics so far, with round-trip percentiles.
+    pub fn stats(&self) -> LinkStats {
+        let mut s = self.stats;
+        if !self.rtt.is_empty() {
+            s.rtt_p50_us = self.rtt.value_at_quantile(0.50) as f64 / 1e3;
+            s.rtt_p99_us = self.rtt.value_at_quantile(0.99) as f64 / 1e3;
+            s.rtt_max_us = self.rtt.max() as f64 / 1e3;
+        }
+        s
+    }
+
+    /// Clear the round-trip histogram (e.g. after a warm-up).
+    pub fn reset_rtt(&mut self) {
+        self.rtt.reset();
+        self.stats.rtt_samples = 0;
+    }
+
+    /// Latest telemetry and when it arrived.
+    pub fn telemetry(&self) -> Option<(Telemetry, u64)> {
+        self.telemetry.map(|t| (t, self.telemetry_ns))
+    }
+
+    /// Firmware information, once an INFO frame arrived.
+    pub fn info(&self) -> Option<Info> {
+        self.info
+    }
+
+    /// The last NACK: the rejected frame's seq and why.
+    pub fn last_nack(&self) -> Option<(u16, NackReason)> {
+        self.last_nack
+    }
+
+    /// The latest telemetry as a [`BodyState`] (default state before any telemetry).
+    pub fn body_state(&self, robot: &RobotParams) -> BodyState {
+        let Some(t) = self.telemetry else {
+            return BodyState::default();
+        };
+        let w = [
+            codec::wire_to_rad_s(t.speed[0]),
+            codec::wire_to_rad_s(t.speed[1]),
+        ];
+        let twist = robot.wheels_to_twist(WheelSpeeds {
+            left: w[0],
+            right: w[1],
+        });
+        BodyState {
+            stamp_ns: self.telemetry_ns,
+            encoder_ticks: self.enc,
+            wheel_speed: w,
+            // The board has no IMU: yaw rate from wheel odometry.
+            gyro_z: twist.angular,
+            accel: [0.0; 2],
+            battery_v: t.battery_mv as f64 / 1000.0,
+            faults: t.faults,
+            estop: t.faults & fault::ESTOP != 0,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::codec::encode_frame_vec;
+
+    fn tlm(last_seq: u16, enc: [i32; 2], rx_errors: u16) -> Message {
+        Message::Telemetry(Telemetry {
+            last_seq,
+            enc,
+            rx_errors,
+            speed: [1000, -1000],
+            battery_mv: 7400,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn rtt_gaps_errors_and_encoder_unwrap() {
+        let mut s = Session::new();
+        let mut out = [0u8; MAX_FRAME];
+        let seq = s.next_seq();
+        s.encode(1_000_000, &Message::Heartbeat, &mut out);
+        s.receive(
+            4_000_000,
+            &encode_frame_vec(10, &tlm(seq, [i32::MAX - 5, 0], 0)),
+        );
+        let st = s.stats();
+        assert_eq!(st.rtt_samples, 1);
+        assert!((st.rtt_p50_us - 3000.0).abs() < 5.0, "{st:?}");
+        // Board seq 11, 12 lost; 13 arrives. Encoder wraps past i32::MAX.
+        s.receive(
+            5_000_000,
+            &encode_frame_vec(13, &tlm(seq, [i32::MIN + 4, 0], 3)),
+        );
+        let st = s.stats();
+        assert_eq!(st.seq_gaps, 2);
+        assert_eq!(st.board_rx_errors, 3);
+        assert_eq!(
+            s.body_state(&RobotParams::load_default()).encoder_ticks[0],
+            i32::MAX as i64 + 5
+        );
+        // Corrupted frame: one CRC error; garbage: one decode error.
+        let mut bad = encode_frame_vec(14, &tlm(seq, [0, 0], 3));
+        bad[3] ^= 0x20;
+        s.receive(6_000_000, &bad);
+        s.receive(6_000_000, &[0x05, 0x01, 0x00]);
+        let st = s.stats();
+        assert_eq!((st.crc_errors, st.decode_errors), (1, 1));
+        assert_eq!(st.frames_rx, 2);
+        let b = s.body_state(&RobotParams::load_default());
+        assert_eq!(b.wheel_speed, [1.0, -1.0]);
+        assert_eq!(b.stamp_ns, 5_000_000);
+    }
+}
