@@ -156,6 +156,22 @@ impl SimCommon {
             no_camera: self.no_camera,
             realtime: self.realtime,
             stress_ms: self.stress,
+    /// Link: command-to-telemetry round trip p50/p99, frame rates and errors of the serial driver
+    /// against the real firmware on the emulated board (pty, paced 1x).
+    Link {
+        /// Measurement time in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// New setpoints per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Firmware directory (built with `make -C DIR sim` if needed).
+        #[arg(long, default_value = "firmware")]
+        firmware: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
             no_drowsiness_feedback: self.no_drowsiness_feedback,
         }
     }
@@ -361,3 +377,23 @@ fn main() -> ExitCode {
         }
     }
 }
+            BenchCmd::Link {
+                seconds,
+                rate,
+                firmware,
+                json,
+            } => {
+                use brainloop::link::bench;
+                let opts = bench::LinkBenchOptions {
+                    firmware_dir: firmware,
+                    duration_s: seconds,
+                    command_rate_hz: rate,
+                };
+                let report = bench::run(&opts)?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    println!("{}", report.text());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
