@@ -6,7 +6,7 @@ use crate::body::RobotParams;
 use crate::config::Config;
 use crate::report::mcap::{replay, ReplayOptions};
 use crate::report::Summary;
-use crate::sim::episode::{run_episode, run_eval, EpisodeOptions, EvalReport, Progress};
+use crate::sim::episode::{run_episode, run_eval, BrainKind, EpisodeOptions, EvalReport, Progress};
 use crate::sim::scenario::{self, Scenario};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,8 @@ pub struct CommonArgs {
     pub stress_ms: f64,
     /// Turn drowsiness feedback off (ablation).
     pub no_drowsiness_feedback: bool,
+    /// Which brain drives.
+    pub brain: BrainKind,
 }
 
 /// `brainloop sim` arguments.
@@ -100,6 +102,7 @@ fn episode_options(common: &CommonArgs) -> EpisodeOptions {
         camera: !common.no_camera,
         realtime: common.realtime,
         stress_ms: common.stress_ms,
+        brain: common.brain,
         ..Default::default()
     }
 }

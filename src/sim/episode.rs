@@ -12,6 +12,7 @@ use crate::config::{Config, LimitsConfig};
 use crate::msg::{Instruction, Mode, Twist};
 use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
 use crate::sim::board::SimBoard;
+use crate::sim::brain::{BrainOptions, IntegratorBrain};
 use crate::sim::camera::{RgbFrame, SimCamera};
 use crate::sim::mjcf::TIMESTEP;
 use crate::sim::mujoco::MujocoBody;
@@ -48,6 +49,9 @@ pub enum SimError {
     /// Bad option.
     #[error("{0}")]
     Options(String),
+    /// The brain could not be built.
+    #[error(transparent)]
+    Brain(#[from] crate::sim::brain::BrainError),
 }
 
 /// How to run an episode.
@@ -67,6 +71,8 @@ pub struct EpisodeOptions {
     pub stress_ms: f64,
     /// Write a report directory here.
     pub report_dir: Option<PathBuf>,
+    /// Which brain drives.
+    pub brain: BrainKind,
 }
 
 impl Default for EpisodeOptions {
@@ -79,6 +85,7 @@ impl Default for EpisodeOptions {
             realtime: false,
             stress_ms: 0.0,
             report_dir: None,
+            brain: BrainKind::Integrator,
         }
     }
 }
@@ -113,6 +120,23 @@ pub trait Brain {
     fn see(&mut self, frame: &RgbFrame);
     /// One tick at `now_ns`: decide and command `body`.
     fn tick(&mut self, now_ns: u64, body: &mut dyn Body) -> TickSample;
+    /// Called every physics step: run whatever senses are due at `now_ns` (regions).
+    fn sense(&mut self, _now_ns: u64, _body: &dyn Body) {}
+    /// When the next tick is due, if the brain keeps its own schedule (the integrator's
+    /// absolute deadlines, which account for overruns); `None`: every period.
+    fn next_due(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Which brain drives the simulated robot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BrainKind {
+    /// The integrator with every enabled region, deciding with the pilot policy.
+    #[default]
+    Integrator,
+    /// The classical colour pilot alone, with a minimal motor stage (a baseline).
+    Pilot,
 }
 
 /// The classical baseline brain: the colour pilot plus a motor stage that validates, clamps and
@@ -207,9 +231,26 @@ struct Pose {
     yaw: f64,
 }
 
-/// The brain to use for an episode: the best one that exists in this build.
-pub fn make_brain(config: &Config, params: &RobotParams, instruction: &str) -> Box<dyn Brain> {
-    Box::new(PilotBrain::new(config, params, instruction))
+/// Build the brain for an episode.
+pub fn make_brain(
+    config: &Config,
+    params: &RobotParams,
+    instruction: &str,
+    opts: &EpisodeOptions,
+) -> Result<Box<dyn Brain>, SimError> {
+    Ok(match opts.brain {
+        BrainKind::Pilot => Box::new(PilotBrain::new(config, params, instruction)),
+        BrainKind::Integrator => Box::new(IntegratorBrain::new(
+            config,
+            params,
+            instruction,
+            &BrainOptions {
+                vision: opts.camera,
+                wall_clock: opts.realtime,
+                stress_ns: (opts.stress_ms * 1e6) as u64,
+            },
+        )?),
+    })
 }
 
 /// Run one episode of `scenario`.
@@ -237,7 +278,7 @@ pub fn run_episode(
         .instruction
         .clone()
         .unwrap_or_else(|| scenario.instruction.clone());
-    let mut brain = make_brain(config, params, &instruction);
+    let mut brain = make_brain(config, params, &instruction, opts)?;
     let mut body = SimBoard::new(MujocoBody::new(params.clone(), &layout)?);
     let mut camera = if opts.camera && brain.wants_camera() {
         Some(SimCamera::new(
@@ -323,7 +364,12 @@ pub fn run_episode(
                 }
             }
         }
-        if step >= next_tick {
+        brain.sense(now_ns, &body);
+        let due = match brain.next_due() {
+            Some(t) => now_ns >= t,
+            None => step >= next_tick,
+        };
+        if due {
             if opts.realtime {
                 let due = std::time::Duration::from_nanos(now_ns);
                 if let Some(wait) = due.checked_sub(wall0.elapsed()) {

@@ -8,6 +8,7 @@
 //! and scores it.
 
 pub mod board;
+pub mod brain;
 pub mod camera;
 pub mod commands;
 pub mod episode;

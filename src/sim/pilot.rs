@@ -169,6 +169,31 @@ impl ColourPilot {
         }
     }
 
+    /// What it looks for (None: the instruction names no colour).
+    pub fn target(&self) -> Option<ObjectKind> {
+        self.target
+    }
+
+    /// Horizontal field of view it assumes, rad.
+    pub fn hfov(&self) -> f64 {
+        self.hfov
+    }
+
+    /// Take a sighting made elsewhere (e.g. on the simulator thread) at `now_ns`.
+    pub fn observe(&mut self, now_ns: u64, s: Sighting) {
+        if self.last_seen.is_none_or(|(t, _)| now_ns >= t) {
+            self.last_seen = Some((now_ns, s));
+        }
+    }
+
+    /// Forget sightings and arrival (after sleep or an e-stop).
+    pub fn reset(&mut self) {
+        self.last_seen = None;
+        self.search_turned = 0.0;
+        self.wander_until_ns = 0;
+        self.arrived = false;
+    }
+
     /// Look at a camera frame.
     pub fn see(&mut self, now_ns: u64, width: u32, height: u32, rgb: &[u8]) {
         if let Some(kind) = self.target {

@@ -1,0 +1,328 @@
+//! The whole brain in the simulator: the sensory regions (vision on the simulated camera,
+//! language on the instruction, audition on the simulated microphone, proprioception on the
+//! body) stepped at their configured rates in simulation time, publishing into the integrator's
+//! input slots, and the integrator ticking at its rate with its motor stage driving the body.
+//! This is the same code that runs on the robot; only the sources and the clock differ.
+//!
+//! The decision policy is pluggable. Until the language-grounded policy is wired in, the
+//! [`PilotPolicy`] adapter lets the classical colour pilot decide inside the integrator (its
+//! colour-blob sightings are computed from the same camera frames the vision region sees).
+
+use crate::body::{Body, RobotParams};
+use crate::config::Config;
+use crate::integrator::{
+    DecisionContext, Integrator, ModeledTimer, Policy, ScheduledTimer, SlotWriter, WallTimer,
+};
+use crate::msg::{Instruction, MotorIntent, RegionId};
+use crate::regions::audition::AuditionRegion;
+use crate::regions::language::{InstructionInbox, LanguageRegion};
+use crate::regions::proprioception::ProprioceptionRegion;
+use crate::regions::sources::{AudioSource, Frame, SharedBodyState, SharedFrame};
+use crate::regions::vision::VisionRegion;
+use crate::regions::{region_config, Region, ShedLevel};
+use crate::report::TickSample;
+use crate::sim::camera::RgbFrame;
+use crate::sim::episode::Brain;
+use crate::sim::pilot::{find_target, ColourPilot, Sighting};
+use std::sync::{Arc, Mutex};
+
+/// Errors building the simulated brain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrainError {
+    /// The integrator refused the configuration.
+    #[error(transparent)]
+    Integrator(#[from] crate::integrator::IntegratorError),
+    /// A region could not be built (e.g. its model file is missing).
+    #[error("region {region}: {message} (build the models with `make bootstrap` or `brainloop models build`)")]
+    Region {
+        /// Region name.
+        region: &'static str,
+        /// Cause.
+        message: String,
+    },
+}
+
+/// The simulated microphone: the arena is silent, so it delivers silence on time.
+#[derive(Debug, Default)]
+pub struct SilentMicrophone {
+    next_ns: u64,
+}
+
+impl AudioSource for SilentMicrophone {
+    fn read_chunk(&mut self, now_ns: u64, out: &mut [f32]) -> Option<u64> {
+        let chunk_ns = out.len() as u64 * 1_000_000_000 / 16_000;
+        if now_ns + 1 < self.next_ns {
+            return None;
+        }
+        out.iter_mut().for_each(|s| *s = 0.0);
+        self.next_ns = now_ns + chunk_ns;
+        Some(now_ns)
+    }
+}
+
+/// Shared latest colour-blob sighting (written on the simulator thread, read by the policy).
+pub type SightingCell = Arc<Mutex<Option<(u64, Sighting)>>>;
+
+/// The colour pilot as an integrator [`Policy`]: decides from the latest sighting, the range
+/// rays and the gyro; the integrator's motor stage then validates, limits and scales it.
+#[derive(Debug)]
+pub struct PilotPolicy {
+    pilot: ColourPilot,
+    sightings: SightingCell,
+}
+
+impl PilotPolicy {
+    /// A pilot for `instruction`, reading sightings from `sightings`.
+    pub fn new(instruction: &str, hfov: f64, sightings: SightingCell) -> Self {
+        Self {
+            pilot: ColourPilot::new(instruction, hfov),
+            sightings,
+        }
+    }
+}
+
+impl Policy for PilotPolicy {
+    fn decide(&mut self, ctx: &DecisionContext<'_>) -> MotorIntent {
+        if let Ok(g) = self.sightings.try_lock() {
+            if let Some((t, s)) = *g {
+                self.pilot.observe(t, s);
+            }
+        }
+        self.pilot.decide(ctx.now_ns, ctx.body)
+    }
+    fn reset(&mut self) {
+        self.pilot.reset();
+    }
+    fn name(&self) -> &'static str {
+        "colour-pilot"
+    }
+}
+
+struct Scheduled {
+    region: Box<dyn Region>,
+    writer: SlotWriter,
+    period_ns: u64,
+    next_ns: u64,
+}
+
+/// The integrator with its regions, stepped in simulation time.
+pub struct IntegratorBrain {
+    integrator: Integrator,
+    regions: Vec<Scheduled>,
+    frames: SharedFrame,
+    body_state: SharedBodyState,
+    sightings: SightingCell,
+    pilot_target: Option<crate::sim::scenario::ObjectKind>,
+    hfov: f64,
+    policy_name: &'static str,
+    region_errors: u64,
+}
+
+impl std::fmt::Debug for IntegratorBrain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegratorBrain")
+            .field("integrator", &self.integrator)
+            .field("regions", &self.regions.len())
+            .finish()
+    }
+}
+
+/// Options of the simulated brain.
+#[derive(Debug, Clone, Default)]
+pub struct BrainOptions {
+    /// Run the vision region (needs camera frames).
+    pub vision: bool,
+    /// Wall-clock compute timing (real-time runs) instead of the deterministic model.
+    pub wall_clock: bool,
+    /// Extra compute per tick, ns (overload for ablations).
+    pub stress_ns: u64,
+}
+
+/// Camera horizontal field of view from the robot description.
+pub fn camera_hfov(params: &RobotParams) -> f64 {
+    let fovy = params.camera_fovy_deg.to_radians();
+    let aspect = params.camera_width as f64 / params.camera_height.max(1) as f64;
+    2.0 * ((fovy / 2.0).tan() * aspect).atan()
+}
+
+impl IntegratorBrain {
+    /// Build the integrator and every enabled region for `instruction`.
+    pub fn new(
+        config: &Config,
+        params: &RobotParams,
+        instruction: &str,
+        opts: &BrainOptions,
+    ) -> Result<Self, BrainError> {
+        let mut integrator = Integrator::new(config, params)?;
+        if opts.wall_clock {
+            integrator.set_compute_timer(Box::new(WallTimer::default()));
+        } else if opts.stress_ns > 0 {
+            let m = ModeledTimer::default();
+            let extra = opts.stress_ns;
+            integrator.set_compute_timer(Box::new(ScheduledTimer(move |_k, ctx: usize| {
+                m.base_ns + m.per_entry_ns * ctx as u64 + extra
+            })));
+        }
+        let hfov = camera_hfov(params);
+        let sightings: SightingCell = Arc::new(Mutex::new(None));
+        let policy = PilotPolicy::new(instruction, hfov, sightings.clone());
+        let pilot_target = policy.pilot.target();
+        let policy_name = policy.name();
+        integrator.set_policy(Box::new(policy));
+        let slots = integrator.slots();
+        let shed = ShedLevel::from_atomic(integrator.shed_level());
+        let frames = SharedFrame::new();
+        let body_state = SharedBodyState::new();
+        let inbox = InstructionInbox::new();
+        inbox.set(Instruction {
+            stamp_ns: 0,
+            text: instruction.to_string(),
+        });
+        let mut regions: Vec<Scheduled> = Vec::new();
+        for id in RegionId::ALL {
+            let cfg = region_config(config, id);
+            if !cfg.enabled || (id == RegionId::Vision && !opts.vision) {
+                continue;
+            }
+            let err = |e: crate::regions::RegionError| BrainError::Region {
+                region: id.name(),
+                message: e.to_string(),
+            };
+            let region: Box<dyn Region> = match id {
+                RegionId::Vision => Box::new(
+                    VisionRegion::new(&cfg, Box::new(frames.clone()), shed.clone()).map_err(err)?,
+                ),
+                RegionId::Language => {
+                    Box::new(LanguageRegion::new(&cfg, inbox.clone(), shed.clone()).map_err(err)?)
+                }
+                RegionId::Audition => Box::new(
+                    AuditionRegion::new(&cfg, Box::new(SilentMicrophone::default()), shed.clone())
+                        .map_err(err)?,
+                ),
+                RegionId::Proprioception => Box::new(
+                    ProprioceptionRegion::new(
+                        &cfg,
+                        params.clone(),
+                        Box::new(body_state.clone()),
+                        shed.clone(),
+                    )
+                    .map_err(err)?,
+                ),
+            };
+            let writer = slots.writer(id).ok_or_else(|| BrainError::Region {
+                region: id.name(),
+                message: "slot writer already taken".into(),
+            })?;
+            regions.push(Scheduled {
+                period_ns: (1e9 / region.rate_hz().max(0.1)).round() as u64,
+                region,
+                writer,
+                next_ns: 0,
+            });
+        }
+        Ok(Self {
+            integrator,
+            regions,
+            frames,
+            body_state,
+            sightings,
+            pilot_target,
+            hfov,
+            policy_name,
+            region_errors: 0,
+        })
+    }
+
+    /// The integrator (health, drowsiness, memory).
+    pub fn integrator(&self) -> &Integrator {
+        &self.integrator
+    }
+
+    /// Region step errors so far (a failed region goes stale; the integrator copes).
+    pub fn region_errors(&self) -> u64 {
+        self.region_errors
+    }
+}
+
+impl Brain for IntegratorBrain {
+    fn name(&self) -> String {
+        let names: Vec<&str> = self.regions.iter().map(|r| r.region.id().name()).collect();
+        format!("integrator[{}]+{}", names.join(","), self.policy_name)
+    }
+
+    fn wants_camera(&self) -> bool {
+        true
+    }
+
+    fn see(&mut self, frame: &RgbFrame) {
+        if let Some(kind) = self.pilot_target {
+            if let Some(s) = find_target(kind, frame.width, frame.height, &frame.data, self.hfov) {
+                if let Ok(mut g) = self.sightings.lock() {
+                    *g = Some((frame.stamp_ns, s));
+                }
+            }
+        }
+        if self
+            .regions
+            .iter()
+            .any(|r| r.region.id() == RegionId::Vision)
+        {
+            self.frames.put(Frame {
+                width: frame.width,
+                height: frame.height,
+                stamp_ns: frame.stamp_ns,
+                data: frame.data.clone(),
+            });
+        }
+    }
+
+    fn sense(&mut self, now_ns: u64, body: &dyn Body) {
+        let mut body_put = false;
+        for r in &mut self.regions {
+            if now_ns < r.next_ns {
+                continue;
+            }
+            r.next_ns = now_ns + r.period_ns;
+            if r.region.id() == RegionId::Proprioception && !body_put {
+                self.body_state.put(body.state());
+                body_put = true;
+            }
+            match r.region.step(now_ns) {
+                Ok(Some(e)) => {
+                    let _ = r.writer.publish(&crate::integrator::EmbeddingRef {
+                        seq: e.seq,
+                        stamp_ns: e.stamp_ns,
+                        model_id: e.model_id,
+                        vector: e.vector,
+                        grid: e.grid,
+                        spatial: e.spatial,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.region_errors += 1;
+                    tracing::warn!("region {} failed: {e}", r.region.id().name());
+                }
+            }
+        }
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        self.integrator.next_deadline()
+    }
+
+    fn tick(&mut self, now_ns: u64, body: &mut dyn Body) -> TickSample {
+        let r = *self.integrator.tick(now_ns, body);
+        TickSample {
+            now_ns,
+            compute_ns: r.compute_ns,
+            drowsiness: r.drowsiness as f64,
+            missed: r.missed as u32,
+            linear: r.twist.linear,
+            angular: r.twist.angular,
+            mode: r.mode,
+            sleeping: r.sleeping,
+        }
+    }
+}
