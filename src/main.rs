@@ -47,6 +47,9 @@ enum Command {
     Sim(SimCli),
     /// Run every scenario over several seeds; print success rate, collisions, time and SPL.
     Eval(EvalCli),
+    /// Learn the vision-language alignment connector from simulated views (saved with its
+    /// sha256 and training report under models/connectors/); prints held-out retrieval accuracy.
+    Align(AlignCli),
     /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
     Replay {
         /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
@@ -147,6 +150,15 @@ struct SimCommon {
     /// Do not feed drowsiness back into the loop (ablation).
     #[arg(long)]
     no_drowsiness_feedback: bool,
+    /// What drives the robot: the integrator with its regions, or the classical pilot alone.
+    #[arg(long, value_enum, default_value_t = BrainArg::Integrator)]
+    brain: BrainArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BrainArg {
+    Integrator,
+    Pilot,
 }
 
 impl SimCommon {
@@ -156,23 +168,11 @@ impl SimCommon {
             no_camera: self.no_camera,
             realtime: self.realtime,
             stress_ms: self.stress,
-    /// Link: command-to-telemetry round trip p50/p99, frame rates and errors of the serial driver
-    /// against the real firmware on the emulated board (pty, paced 1x).
-    Link {
-        /// Measurement time in seconds.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
-        /// New setpoints per second.
-        #[arg(long, default_value_t = 50.0)]
-        rate: f64,
-        /// Firmware directory (built with `make -C DIR sim` if needed).
-        #[arg(long, default_value = "firmware")]
-        firmware: PathBuf,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
             no_drowsiness_feedback: self.no_drowsiness_feedback,
+            brain: match self.brain {
+                BrainArg::Integrator => brainloop::sim::episode::BrainKind::Integrator,
+                BrainArg::Pilot => brainloop::sim::episode::BrainKind::Pilot,
+            },
         }
     }
 }
@@ -241,6 +241,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let (summary, dir) = commands::sim(&args)?;
             println!("{}", commands::summary_text(&summary, &dir));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Align(a) => {
+            use brainloop::grounding::align;
+            let opts = align::AlignOptions {
+                out: a.out,
+                layouts: a.layouts,
+                test_layouts: a.test_layouts,
+                views_per_layout: a.views,
+                seed: a.seed,
+                threads: a.threads,
+                paraphrases: a.paraphrases.is_file().then_some(a.paraphrases),
+            };
+            let params = brainloop::body::RobotParams::load_default();
+            let report = align::run_align(&opts, &params, &mut |l| eprintln!("{l}"))?;
+            println!("{}", align::summary_text(&report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => {
