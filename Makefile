@@ -33,6 +33,18 @@ check-ros2: bootstrap
 	$(PY) scripts/ros2/gen_cdr_fixtures.py /tmp/brainloop-cdr-$$$$.json && \
 	  diff -q /tmp/brainloop-cdr-$$$$.json tests/fixtures/cdr/cases.json && rm -f /tmp/brainloop-cdr-$$$$.json
 
+# Firmware: AVR build and size, C unit tests of the core on the shared vectors, a bounded libFuzzer
+# run on the frame parser (FUZZ_SECONDS, default 10; `make -C firmware fuzz-long` for 10 min), then
+# the hardware-in-the-loop tests: the real Rust link against the real .elf on the emulated board.
+.PHONY: firmware-test
+FUZZ_SECONDS ?= 10
+firmware-test: bootstrap
+	$(MAKE) -C firmware all test sim
+	$(MAKE) -C firmware fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+	$(CARGO) test --release --test link_vectors --test hil --test hil_pty
+
+test: firmware-test
+
 test: bootstrap fmt-check clippy cargo-test check-ros2
 	@echo "make test: all suites passed"
 
