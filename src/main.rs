@@ -47,9 +47,6 @@ enum Command {
     Sim(SimCli),
     /// Run every scenario over several seeds; print success rate, collisions, time and SPL.
     Eval(EvalCli),
-    /// Learn the vision-language alignment connector from simulated views (saved with its
-    /// sha256 and training report under models/connectors/); prints held-out retrieval accuracy.
-    Align(AlignCli),
     /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
     Replay {
         /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
@@ -126,6 +123,22 @@ enum BenchCmd {
         /// Configuration file (default: built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link: command-to-telemetry round trip p50/p99, frame rates and errors of the serial driver
+    /// against the real firmware on the emulated board (pty, paced 1x).
+    Link {
+        /// Measurement time in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// New setpoints per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Firmware directory (built with `make -C DIR sim` if needed).
+        #[arg(long, default_value = "firmware")]
+        firmware: PathBuf,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -241,22 +254,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let (summary, dir) = commands::sim(&args)?;
             println!("{}", commands::summary_text(&summary, &dir));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Align(a) => {
-            use brainloop::grounding::align;
-            let opts = align::AlignOptions {
-                out: a.out,
-                layouts: a.layouts,
-                test_layouts: a.test_layouts,
-                views_per_layout: a.views,
-                seed: a.seed,
-                threads: a.threads,
-                paraphrases: a.paraphrases.is_file().then_some(a.paraphrases),
-            };
-            let params = brainloop::body::RobotParams::load_default();
-            let report = align::run_align(&opts, &params, &mut |l| eprintln!("{l}"))?;
-            println!("{}", align::summary_text(&report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => {
@@ -377,22 +374,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-        },
-    }
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    match run(cli).context("brainloop") {
-        Ok(code) => code,
-        Err(e) => {
-            // One clear line, no backtrace.
-            eprintln!("error: {}", format!("{e:#}").replace("brainloop: ", ""));
-            ExitCode::FAILURE
-        }
-    }
-}
             BenchCmd::Link {
                 seconds,
                 rate,
@@ -413,3 +394,19 @@ fn main() -> ExitCode {
                 }
                 Ok(ExitCode::SUCCESS)
             }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli).context("brainloop") {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line, no backtrace.
+            eprintln!("error: {}", format!("{e:#}").replace("brainloop: ", ""));
+            ExitCode::FAILURE
+        }
+    }
+}
