@@ -6,7 +6,7 @@ CARGO ?= cargo
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/brainloop
 RUN_ARGS ?=
 
-.PHONY: run test bootstrap build fmt-check clippy cargo-test check-ros2 clean
+.PHONY: run test bootstrap build fmt-check clippy cargo-test check-ros2 check-dds clean
 PY := .cache/venv/bin/python
 
 bootstrap:
@@ -33,6 +33,14 @@ check-ros2: bootstrap
 	$(PY) scripts/ros2/gen_cdr_fixtures.py /tmp/brainloop-cdr-$$$$.json && \
 	  diff -q /tmp/brainloop-cdr-$$$$.json tests/fixtures/cdr/cases.json && rm -f /tmp/brainloop-cdr-$$$$.json
 
+# ROS 2 over DDS (cargo feature `dds`, not default: it doubles the dependency build). Lints and
+# unit-tests the bridge, then checks it against Cyclone DDS both ways; the interop test re-runs
+# itself in a private network namespace (`unshare -n`, root) so discovery multicast stays here.
+check-dds: bootstrap
+	$(CARGO) clippy --release --features dds --all-targets -- -D warnings
+	$(CARGO) test --release --features dds --lib bus::dds
+	$(CARGO) test --release --features dds --test dds_interop
+
 # Firmware: AVR build and size, C unit tests of the core on the shared vectors, a bounded libFuzzer
 # run on the frame parser (FUZZ_SECONDS, default 10; `make -C firmware fuzz-long` for 10 min), then
 # the hardware-in-the-loop tests: the real Rust link against the real .elf on the emulated board.
@@ -45,7 +53,7 @@ firmware-test: bootstrap
 
 test: firmware-test
 
-test: bootstrap fmt-check clippy cargo-test check-ros2
+test: bootstrap fmt-check clippy cargo-test check-ros2 check-dds
 	@echo "make test: all suites passed"
 
 clean:
