@@ -1,0 +1,252 @@
+//! The motor stage: nothing non-finite reaches the body, limits and acceleration limits hold,
+//! e-stop beats teleop beats autonomy, stale teleop falls back, stale body state gives zero.
+
+use brainloop::body::{Body, BodyError, RobotParams};
+use brainloop::config::Config;
+use brainloop::integrator::{MotorStage, StopReason};
+use brainloop::msg::{
+    BodyState, ControlSource, Mode, MotorIntent, TeleopCommand, Twist, WheelSpeeds,
+};
+use brainloop::teleop::TeleopInput;
+
+const DT: u64 = 20_000_000;
+
+/// A body that records every command and checks it is finite.
+#[derive(Default)]
+struct Probe {
+    sent: Vec<WheelSpeeds>,
+    estop: bool,
+    estops: u32,
+    clears: u32,
+    stamp_ns: u64,
+}
+
+impl Body for Probe {
+    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
+        assert!(w.left.is_finite() && w.right.is_finite(), "{w:?}");
+        self.sent.push(w);
+        Ok(())
+    }
+    fn state(&self) -> BodyState {
+        BodyState {
+            stamp_ns: self.stamp_ns,
+            estop: self.estop,
+            ..Default::default()
+        }
+    }
+    fn estop(&mut self) {
+        self.estop = true;
+        self.estops += 1;
+    }
+    fn clear_estop(&mut self) {
+        self.estop = false;
+        self.clears += 1;
+    }
+    fn name(&self) -> String {
+        "probe".into()
+    }
+}
+
+fn stage() -> (MotorStage, Config, RobotParams) {
+    let c = Config::default();
+    let p = RobotParams::load_default();
+    let m = MotorStage::new(&c.limits, &c.teleop, c.body.stale_after_ms, &p, 0.02);
+    (m, c, p)
+}
+
+fn intent(linear: f64, angular: f64) -> MotorIntent {
+    MotorIntent {
+        twist: Twist { linear, angular },
+        mode: Mode::Search,
+    }
+}
+
+fn step(
+    m: &mut MotorStage,
+    b: &mut Probe,
+    now: u64,
+    i: MotorIntent,
+) -> brainloop::integrator::MotorOutput {
+    b.stamp_ns = now;
+    let s = b.state();
+    m.step(now, &i, 1.0, false, &s, b)
+}
+
+#[test]
+fn non_finite_never_reaches_the_body() {
+    let (mut m, _, _) = stage();
+    let mut b = Probe::default();
+    let bad = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e308, -1e308];
+    let mut now = 0;
+    for &x in &bad {
+        for &y in &bad {
+            now += DT;
+            let o = step(&mut m, &mut b, now, intent(x, y));
+            assert!(o.twist.is_finite());
+        }
+    }
+    assert!(m.rejected() >= 16);
+    // A NaN speed scale does not leak either.
+    let s = b.state();
+    let o = m.step(now + DT, &intent(0.2, 0.0), f64::NAN, false, &s, &mut b);
+    assert!(o.twist.is_finite());
+}
+
+#[test]
+fn clamps_to_limits_and_limits_acceleration() {
+    let (mut m, c, p) = stage();
+    let mut b = Probe::default();
+    let mut prev = Twist::ZERO;
+    for k in 1..200u64 {
+        let o = step(&mut m, &mut b, k * DT, intent(10.0, -50.0));
+        let dv = (o.twist.linear - prev.linear).abs();
+        let dw = (o.twist.angular - prev.angular).abs();
+        assert!(dv <= c.limits.max_linear_accel * 0.02 + 1e-12, "dv {dv}");
+        assert!(dw <= c.limits.max_angular_accel * 0.02 + 1e-12, "dw {dw}");
+        assert!(o.twist.linear <= c.limits.max_linear_mps + 1e-12);
+        assert!(o.twist.angular >= -c.limits.max_angular_rps - 1e-12);
+        prev = o.twist;
+    }
+    assert!((prev.linear - c.limits.max_linear_mps).abs() < 1e-9);
+    assert!((prev.angular + c.limits.max_angular_rps).abs() < 1e-9);
+    // What reached the wheels is exactly the clamped twist.
+    let w = *b.sent.last().unwrap();
+    let back = p.wheels_to_twist(w);
+    assert!((back.linear - prev.linear).abs() < 1e-9);
+}
+
+#[test]
+fn estop_beats_teleop_beats_autonomy_and_stale_teleop_falls_back() {
+    let (mut m, c, _) = stage();
+    let t = TeleopInput::new();
+    m.set_teleop(t.clone());
+    let mut b = Probe::default();
+    let mut now = 0;
+    let mut run = |m: &mut MotorStage, b: &mut Probe, n: u64| {
+        let mut o = None;
+        for _ in 0..n {
+            now += DT;
+            o = Some(step(m, b, now, intent(0.3, 0.0)));
+        }
+        (o.unwrap(), now)
+    };
+    let (o, now1) = run(&mut m, &mut b, 50);
+    assert_eq!(o.source, ControlSource::Autonomy);
+    assert!((o.twist.linear - 0.3).abs() < 1e-9);
+
+    t.send(
+        TeleopCommand::Drive(Twist {
+            linear: -0.2,
+            angular: 0.5,
+        }),
+        now1,
+    );
+    let (o, _) = run(&mut m, &mut b, 1);
+    assert_eq!(o.source, ControlSource::Teleop);
+    // Teleop is still acceleration-limited.
+    assert!((o.twist.linear - (0.3 - c.limits.max_linear_accel * 0.02)).abs() < 1e-9);
+
+    t.send(TeleopCommand::Estop, now1 + DT);
+    let (o, _) = run(&mut m, &mut b, 1);
+    assert_eq!(o.source, ControlSource::Estop);
+    assert_eq!(o.stop, StopReason::Estop);
+    assert_eq!(o.twist, Twist::ZERO, "e-stop is immediate, not ramped");
+    assert_eq!(b.estops, 1);
+    // Latched: fresh teleop and autonomy both stay at zero.
+    t.send(
+        TeleopCommand::Drive(Twist {
+            linear: 0.4,
+            angular: 0.0,
+        }),
+        now1 + 3 * DT,
+    );
+    let (o, now2) = run(&mut m, &mut b, 5);
+    assert_eq!((o.source, o.twist), (ControlSource::Estop, Twist::ZERO));
+
+    t.send(TeleopCommand::ClearEstop, now2);
+    t.send(
+        TeleopCommand::Drive(Twist {
+            linear: 0.4,
+            angular: 0.0,
+        }),
+        now2,
+    );
+    // The body reports its e-stop cleared from the next state on.
+    let (o, _) = run(&mut m, &mut b, 2);
+    assert_eq!(b.clears, 1);
+    assert_eq!(o.source, ControlSource::Teleop);
+    // Teleop goes quiet: after timeout_ms it no longer overrides autonomy.
+    let ticks = c.teleop.timeout_ms * 1_000_000 / DT;
+    let (o, _) = run(&mut m, &mut b, ticks - 2);
+    assert_eq!(
+        o.source,
+        ControlSource::Teleop,
+        "exactly timeout_ms old: still fresh"
+    );
+    let (o, _) = run(&mut m, &mut b, 1);
+    assert_eq!(o.source, ControlSource::Autonomy);
+    // Release hands back at once.
+    let (_, n) = run(&mut m, &mut b, 1);
+    t.send(
+        TeleopCommand::Drive(Twist {
+            linear: 0.1,
+            angular: 0.0,
+        }),
+        n,
+    );
+    assert_eq!(run(&mut m, &mut b, 1).0.source, ControlSource::Teleop);
+    t.send(TeleopCommand::Release, n);
+    assert_eq!(run(&mut m, &mut b, 1).0.source, ControlSource::Autonomy);
+}
+
+#[test]
+fn body_estop_and_stale_body_state_give_zero() {
+    let (mut m, c, _) = stage();
+    let mut b = Probe::default();
+    for k in 1..50 {
+        step(&mut m, &mut b, k * DT, intent(0.3, 1.0));
+    }
+    // The body stops reporting: its last state is older than stale_after_ms.
+    let s = BodyState {
+        stamp_ns: 49 * DT,
+        ..Default::default()
+    };
+    let late = 49 * DT + c.body.stale_after_ms * 1_000_000 + 1;
+    let o = m.step(late, &intent(0.3, 1.0), 1.0, false, &s, &mut b);
+    assert_eq!(o.stop, StopReason::StaleBody);
+    assert_eq!(o.twist, Twist::ZERO);
+    assert_eq!(
+        *b.sent.last().unwrap(),
+        WheelSpeeds {
+            left: 0.0,
+            right: 0.0
+        }
+    );
+    // A body reporting its own e-stop: zero too.
+    b.estop = true;
+    let o = step(&mut m, &mut b, late + DT, intent(0.3, 1.0));
+    assert_eq!((o.source, o.twist), (ControlSource::Estop, Twist::ZERO));
+    // Forced stop (sleep, failed region) ramps down within the acceleration limit.
+    b.estop = false;
+    for k in 0..50 {
+        step(&mut m, &mut b, late + (2 + k) * DT, intent(0.3, 0.0));
+    }
+    b.stamp_ns = late + 52 * DT;
+    let s = b.state();
+    let o = m.step(late + 52 * DT, &intent(0.3, 0.0), 1.0, true, &s, &mut b);
+    assert_eq!(o.stop, StopReason::Forced);
+    assert!((o.twist.linear - (0.3 - c.limits.max_linear_accel * 0.02)).abs() < 1e-9);
+}
+
+#[test]
+fn drowsiness_scale_slows_autonomy_only() {
+    let (mut m, _, _) = stage();
+    let mut b = Probe::default();
+    let mut o = None;
+    for k in 1..100 {
+        b.stamp_ns = k * DT;
+        let s = b.state();
+        o = Some(m.step(k * DT, &intent(0.4, 0.0), 0.5, false, &s, &mut b));
+    }
+    assert!((o.unwrap().twist.linear - 0.2).abs() < 1e-9);
+}
