@@ -208,6 +208,14 @@ fn cyclone_dds_interop_both_directions() {
         "drowsiness value not seen: {drowsy}"
     );
 
+    // --- the node as ROS 2's graph tools see it (ros_discovery_info, read by `ros2 node list`)
+    let node = &result["nodes"]["/brainloop"];
+    assert!(
+        node["readers"].as_u64() >= Some(3) && node["writers"].as_u64() >= Some(2),
+        "node /brainloop not announced with its 3 readers and 2+ writers: {}",
+        result["nodes"]
+    );
+
     // --- what brainloop received from Cyclone
     let instr: Vec<String> = got
         .iter()
@@ -333,4 +341,52 @@ fn cyclone_dds_bus_mode() {
         at_cyclone >= N_CMD - STARTUP_TOLERANCE,
         "twists at Cyclone: {at_cyclone}"
     );
+}
+
+/// The integrator's side never waits: a burst far beyond the queue returns at once, every
+/// command is either published or counted as dropped, and non-finite twists never go out.
+#[test]
+fn outlet_never_blocks_and_accounts_for_every_command() {
+    if !inside_private_netns("outlet_never_blocks_and_accounts_for_every_command") {
+        return;
+    }
+    let cfg = DdsConfig {
+        cmd_queue: 4,
+        ..DdsConfig::default()
+    };
+    let (bridge, _rx) = DdsBridge::start_channel(cfg, 16).expect("bridge");
+    let out = bridge.outlet();
+    const BURST: u64 = 10_000;
+    let mut accepted = 0u64;
+    for i in 0..BURST {
+        if out.cmd_vel(Twist {
+            linear: i as f64 * 1e-6,
+            angular: 0.0,
+        }) {
+            accepted += 1;
+        }
+    }
+    assert!(!out.cmd_vel(Twist {
+        linear: f64::NAN,
+        angular: 0.0
+    }));
+    assert!(!out.cmd_vel(Twist {
+        linear: 0.0,
+        angular: f64::INFINITY
+    }));
+    out.set_drowsiness(f32::NAN); // ignored, not published
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut s = bridge.stats();
+    while s.cmd_vel_published < accepted && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        s = bridge.stats();
+    }
+    println!(
+        "outlet burst of {BURST}: {accepted} accepted and published, {} dropped (queue 4)",
+        s.cmd_vel_dropped
+    );
+    assert!(accepted >= 4, "the queue accepted at least its depth");
+    assert_eq!(s.cmd_vel_published, accepted);
+    assert_eq!(s.cmd_vel_dropped, BURST - accepted + 2);
+    assert_eq!(s.publish_errors, 0);
 }

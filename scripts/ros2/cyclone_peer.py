@@ -14,7 +14,8 @@ Protocol with the test that drives it (tests/dds_interop.rs), line based:
     e-stop true, false on /brainloop/estop, at --rate Hz, while reading /cmd_vel and
     /brainloop/drowsiness;
   * when `DONE` arrives on stdin (or --timeout passes) it reads for --linger seconds more and
-    prints `RESULT <json>` with what it received.
+    prints `RESULT <json>` with what it received, including the ROS 2 nodes announced on
+    `ros_discovery_info` (what `ros2 node list` shows) with their reader / writer counts.
 """
 import argparse
 import importlib.metadata
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from cyclonedds.internal import InvalidSample
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import float32, float64
+from cyclonedds.idl.types import array, float32, float64, sequence, uint8
 from cyclonedds.pub import DataWriter
 from cyclonedds.qos import Policy, Qos
 from cyclonedds.sub import DataReader
@@ -64,6 +65,33 @@ class Bool_(IdlStruct, typename="std_msgs::msg::dds_::Bool_"):
 class Float32_(IdlStruct, typename="std_msgs::msg::dds_::Float32_"):
     data: float32
 
+
+# ROS 2 graph introspection (what `ros2 node list` reads): rmw_dds_common, 16-byte GIDs from Iron on.
+@dataclass
+class Gid_(IdlStruct, typename="rmw_dds_common::msg::dds_::Gid_"):
+    data: array[uint8, 16]
+
+
+@dataclass
+class NodeEntitiesInfo_(IdlStruct, typename="rmw_dds_common::msg::dds_::NodeEntitiesInfo_"):
+    node_namespace: str
+    node_name: str
+    reader_gid_seq: sequence[Gid_]
+    writer_gid_seq: sequence[Gid_]
+
+
+@dataclass
+class ParticipantEntitiesInfo_(IdlStruct,
+                               typename="rmw_dds_common::msg::dds_::ParticipantEntitiesInfo_"):
+    gid: Gid_
+    node_entities_info_seq: sequence[NodeEntitiesInfo_]
+
+
+DISCOVERY_QOS = Qos(
+    Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+    Policy.Durability.TransientLocal,
+    Policy.History.KeepLast(depth=1),
+)
 
 # rclcpp's default publisher/subscription profile (and the bridge's): RELIABLE, VOLATILE,
 # KEEP_LAST 10.
@@ -103,12 +131,15 @@ def main() -> int:
     dp = DomainParticipant(args.domain)
     cmd_reader = DataReader(dp, Topic(dp, rt("/cmd_vel"), Twist_), qos=ROS_QOS)
     drowsy_reader = DataReader(dp, Topic(dp, rt("/brainloop/drowsiness"), Float32_), qos=ROS_QOS)
+    graph_reader = DataReader(dp, Topic(dp, "ros_discovery_info", ParticipantEntitiesInfo_),
+                              qos=DISCOVERY_QOS)
     instr_writer = DataWriter(dp, Topic(dp, rt("/brainloop/instruction"), String_), qos=ROS_QOS)
     teleop_writer = DataWriter(dp, Topic(dp, rt("/brainloop/teleop/cmd_vel"), Twist_), qos=ROS_QOS)
     estop_writer = DataWriter(dp, Topic(dp, rt("/brainloop/estop"), Bool_), qos=ROS_QOS)
 
     cmd = {"count": 0, "seqs": [], "bad": 0, "zero": 0}
     drowsy = {"count": 0, "values": []}
+    nodes = {}  # "/ns/name" -> {"readers": n, "writers": n}, latest announcement wins
 
     def read_all() -> None:
         for s in cmd_reader.take(N=64):
@@ -132,6 +163,12 @@ def main() -> int:
                 continue
             drowsy["count"] += 1
             drowsy["values"].append(round(float(s.data), 6))
+        for s in graph_reader.take(N=16):
+            if isinstance(s, InvalidSample):
+                continue
+            for n in s.node_entities_info_seq:
+                name = n.node_namespace.rstrip("/") + "/" + n.node_name
+                nodes[name] = {"readers": len(n.reader_gid_seq), "writers": len(n.writer_gid_seq)}
 
     # Wait (bounded) until every endpoint is matched with the bridge's.
     def matched() -> dict:
@@ -190,6 +227,7 @@ def main() -> int:
         "matched_at_ready": m,
         "cmd_vel": cmd,
         "drowsiness": {"count": drowsy["count"], "distinct": sorted(set(drowsy["values"]))},
+        "nodes": nodes,
         "timed_out": not done,
     }
     print("RESULT " + json.dumps(result), flush=True)
