@@ -24,7 +24,7 @@
 #define TAU 0.08        /* s, mechanical time constant with the wheel and robot inertia */
 #define FRICTION 6.0    /* rad/s^2, Coulomb friction deceleration */
 #define TICKS_PER_REV 1440
-#define STEP_NS 20000ULL
+#define STEP_NS 20000ULL /* motor/encoder step; at most one edge per step (enough up to 200 rad/s) */
 
 #define QSIZE 65536
 
