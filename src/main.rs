@@ -47,6 +47,9 @@ enum Command {
     Sim(SimCli),
     /// Run every scenario over several seeds; print success rate, collisions, time and SPL.
     Eval(EvalCli),
+    /// Learn the vision-language alignment connector from simulated views (saved with its
+    /// sha256 and training report under models/connectors/); prints held-out retrieval accuracy.
+    Align(AlignCli),
     /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
     Replay {
         /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
@@ -61,6 +64,32 @@ enum Command {
         #[arg(long)]
         summary: bool,
     },
+}
+
+/// `brainloop align` options.
+#[derive(clap::Args)]
+struct AlignCli {
+    /// Where to save the connector.
+    #[arg(long, default_value = brainloop::grounding::DEFAULT_CONNECTOR)]
+    out: PathBuf,
+    /// Arenas to fit on (a fifth held out to choose the ridge penalty).
+    #[arg(long, default_value_t = 30)]
+    layouts: usize,
+    /// Further arenas for the held-out test only.
+    #[arg(long, default_value_t = 8)]
+    test_layouts: usize,
+    /// Camera views per arena.
+    #[arg(long, default_value_t = 48)]
+    views: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Vision model threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Held-out paraphrase set to report on (never trained on).
+    #[arg(long, default_value = "tests/fixtures/grounding/paraphrases.toml")]
+    paraphrases: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -254,6 +283,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let (summary, dir) = commands::sim(&args)?;
             println!("{}", commands::summary_text(&summary, &dir));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Align(a) => {
+            use brainloop::grounding::align;
+            let opts = align::AlignOptions {
+                out: a.out,
+                layouts: a.layouts,
+                test_layouts: a.test_layouts,
+                views_per_layout: a.views,
+                seed: a.seed,
+                threads: a.threads,
+                paraphrases: a.paraphrases.is_file().then_some(a.paraphrases),
+            };
+            let params = brainloop::body::RobotParams::load_default();
+            let report = align::run_align(&opts, &params, &mut |l| eprintln!("{l}"))?;
+            println!("{}", align::summary_text(&report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => {

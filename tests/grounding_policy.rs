@@ -249,6 +249,15 @@ fn run(world: &mut World, instruction: Option<Vec<f32>>, target: usize, seconds:
         if i > 10 {
             out.allocs_in_decide += ALLOCS.with(|a| a.get()) - before;
         }
+        if std::env::var_os("GROUNDING_TRACE").is_some() && i % 25 == 0 {
+            let st = policy.status();
+            eprintln!(
+                "t={t:.1} pose=({:.2},{:.2},{:.2}) mode={:?} reason={:?} conf={:.2} bearing={:.2} heading={:.2} twist=({:.2},{:.2}) range={:?}",
+                world.pose.0, world.pose.1, world.pose.2, intent.mode, st.reason,
+                st.percept.confidence, st.percept.bearing, st.heading,
+                intent.twist.linear, intent.twist.angular, &body.range[..9]
+            );
+        }
         if out.modes.last() != Some(&intent.mode) {
             out.modes.push(intent.mode);
         }

@@ -94,6 +94,10 @@ pub struct AlignConnector {
     concepts: Vec<Concept>,
     /// Prototypes with `text_mean` removed and renormalised, `concepts.len() x out_dim`.
     keys: Vec<f32>,
+    /// Dual basis of the centred prototypes, `concepts.len() x out_dim`: `<z - mean, dual_k>`
+    /// decodes a projected token into concept coefficients (1 for its concept, 0 for others
+    /// when it lands exactly on a prototype), undoing the overlap of similar descriptions.
+    token_keys: Vec<f32>,
     /// Softmax temperature of a token's posterior over concepts.
     pub tau_token: f32,
     /// Softmax temperature of the instruction's posterior over concepts.
@@ -159,7 +163,9 @@ impl AlignConnector {
             normalize(&mut k);
             keys.extend_from_slice(&k);
         }
+        let token_keys = dual_basis(&concepts, &text_mean, out_dim)?;
         Ok(Self {
+            token_keys,
             in_dim,
             out_dim,
             feat_mean,
@@ -259,6 +265,19 @@ impl AlignConnector {
                 d += (x - m) * kk;
             }
             *s = d / norm;
+        }
+    }
+
+    /// Concept coefficients of a projected token `z` (dual-basis decoding), into `sims`.
+    /// Allocation-free.
+    pub fn token_similarities(&self, z: &[f32], sims: &mut [f32]) {
+        for (k, s) in sims.iter_mut().enumerate().take(self.concepts.len()) {
+            let key = &self.token_keys[k * self.out_dim..(k + 1) * self.out_dim];
+            let mut d = 0.0f32;
+            for ((x, m), kk) in z.iter().zip(&self.text_mean).zip(key) {
+                d += (x - m) * kk;
+            }
+            *s = d;
         }
     }
 
@@ -391,6 +410,35 @@ impl AlignConnector {
         c.min_query_similarity = h.min_query_similarity;
         Ok(c)
     }
+}
+
+/// Dual basis `(P Pᵀ + εI)⁻¹ P` of the centred prototypes `P` (rows).
+fn dual_basis(
+    concepts: &[Concept],
+    mean: &[f32],
+    out_dim: usize,
+) -> Result<Vec<f32>, ConnectorError> {
+    let k = concepts.len();
+    let p: Vec<f64> = concepts
+        .iter()
+        .flat_map(|c| c.prototype.iter().zip(mean).map(|(a, m)| (a - m) as f64))
+        .collect();
+    let mut g = vec![0.0f64; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            g[i * k + j] = (0..out_dim)
+                .map(|d| p[i * out_dim + d] * p[j * out_dim + d])
+                .sum();
+        }
+    }
+    let trace: f64 = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k.max(1) as f64;
+    for i in 0..k {
+        g[i * k + i] += 1e-3 * trace.max(1e-9);
+    }
+    cholesky(&mut g, k)?;
+    let mut dual = p;
+    cholesky_solve(&g, k, &mut dual, out_dim)?;
+    Ok(dual.into_iter().map(|x| x as f32).collect())
 }
 
 /// `<weights path>.sha256`.
@@ -638,7 +686,7 @@ pub fn cell_accuracy(c: &AlignConnector, s: &CellSamples, rows: &[usize]) -> f64
     let mut hits = 0usize;
     for &r in rows {
         c.project_token(s.row(r), &mut z);
-        c.concept_similarities(&z, &mut sims);
+        c.token_similarities(&z, &mut sims);
         if argmax(&sims) == Some(s.labels[r] as usize) {
             hits += 1;
         }
@@ -653,12 +701,12 @@ fn best_temperature(c: &AlignConnector, s: &CellSamples, rows: &[usize]) -> f32 
         .iter()
         .map(|&r| {
             c.project_token(s.row(r), &mut z);
-            c.concept_similarities(&z, &mut sims);
+            c.token_similarities(&z, &mut sims);
             (sims.clone(), s.labels[r] as usize)
         })
         .collect();
     let mut best = (0.05f32, f64::NEG_INFINITY);
-    for tau in [0.01f32, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3] {
+    for tau in [0.01f32, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5] {
         let ll: f64 = all_sims
             .iter()
             .map(|(sims, l)| {

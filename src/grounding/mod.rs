@@ -11,6 +11,7 @@
 //! No keyword tables, no colour thresholds on pixels, no simulator ground truth at run time: the
 //! instruction reaches the decision only as the language region's embedding.
 
+pub mod align;
 pub mod connector;
 pub mod linalg;
 pub mod policy;
@@ -22,3 +23,26 @@ pub use query::{InstructionInfo, Percept, QueryConnector};
 
 /// Where `brainloop align` saves the alignment connector, relative to the project root.
 pub const DEFAULT_CONNECTOR: &str = "models/connectors/vision_align.bin";
+
+/// The trained connector's path: `DEFAULT_CONNECTOR` under the project root.
+pub fn default_connector_path() -> std::path::PathBuf {
+    crate::regions::models::project_root().join(DEFAULT_CONNECTOR)
+}
+
+/// The language-grounded policy for this robot, with the trained connector from
+/// [`default_connector_path`] (checked against its sha256). This is what the integrator's
+/// `set_policy` should get: `integrator.set_policy(Box::new(grounding::load_policy(params)?))`.
+pub fn load_policy(params: &crate::body::RobotParams) -> Result<GroundedPolicy, ConnectorError> {
+    load_policy_from(&default_connector_path(), params)
+}
+
+/// [`load_policy`] with a connector file of your choice.
+pub fn load_policy_from(
+    path: &std::path::Path,
+    params: &crate::body::RobotParams,
+) -> Result<GroundedPolicy, ConnectorError> {
+    let connector = std::sync::Arc::new(AlignConnector::load(path)?);
+    let p = PolicyParams::for_robot(params);
+    let query = QueryConnector::new(connector, p.hfov);
+    Ok(GroundedPolicy::new(query, p))
+}

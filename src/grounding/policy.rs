@@ -76,7 +76,7 @@ impl PolicyParams {
             scan_rate: 0.9,
             see_confidence: 0.5,
             see_frames: 2,
-            arrive_range: 0.2,
+            arrive_range: 0.24,
             arrive_bearing: 0.25,
             clearance: 0.4,
             stop_distance: 0.14,
@@ -176,6 +176,20 @@ pub struct PolicyStatus {
     pub heading: f32,
     /// Number of completed scans.
     pub scans: u32,
+}
+
+/// Range rays taken to be the target's own echo (not an obstacle) while approaching it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Echo {
+    dir: f32,
+    half: f32,
+    min_range: f32,
+}
+
+impl Echo {
+    fn covers(&self, angle: f32, range: f32) -> bool {
+        (angle - self.dir).abs() <= self.half && range >= self.min_range
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -353,19 +367,16 @@ impl GroundedPolicy {
     }
 
     /// Free distance along direction `a` (robot frame): the nearest reading of the rays that
-    /// fall inside a corridor of the robot's width along `a`, ignoring rays within `ignore` of
-    /// `ignore_dir` (the target's own echo).
-    fn corridor_free(&self, body: &BodyState, a: f32, ignore: Option<(f32, f32)>) -> f32 {
+    /// fall inside a corridor of the robot's width along `a`, skipping the target's own echo.
+    fn corridor_free(&self, body: &BodyState, a: f32, ignore: Option<Echo>) -> f32 {
         let n = (body.range_count as usize).min(body.range.len());
         let mut free = self.params.range_max;
         for k in 0..n {
             let ak = self.ray_angle(k, n);
-            if let Some((dir, half)) = ignore {
-                if (ak - dir).abs() <= half {
-                    continue;
-                }
-            }
             let r = self.ray(body, k);
+            if ignore.is_some_and(|e| e.covers(ak, r)) {
+                continue;
+            }
             let off = (ak - a).abs();
             if off >= PI / 2.0 {
                 continue;
@@ -380,16 +391,17 @@ impl GroundedPolicy {
     }
 
     /// Nearest reading in the front sector (±35°), ignoring the target's echo.
-    fn front_min(&self, body: &BodyState, ignore: Option<(f32, f32)>) -> f32 {
+    fn front_min(&self, body: &BodyState, ignore: Option<Echo>) -> f32 {
         let n = (body.range_count as usize).min(body.range.len());
         let mut m = self.params.range_max;
         for k in 0..n {
             let ak = self.ray_angle(k, n);
-            if ignore.is_some_and(|(dir, half)| (ak - dir).abs() <= half) {
+            let r = self.ray(body, k);
+            if ignore.is_some_and(|e| e.covers(ak, r)) {
                 continue;
             }
             if ak.abs() <= 35f32.to_radians() {
-                m = m.min(self.ray(body, k));
+                m = m.min(r);
             }
         }
         m
@@ -411,7 +423,7 @@ impl GroundedPolicy {
         body: &BodyState,
         desired: f32,
         speed: f32,
-        ignore: Option<(f32, f32)>,
+        ignore: Option<Echo>,
         caution: f32,
     ) -> (Twist, bool) {
         let p = &self.params;
@@ -509,8 +521,15 @@ impl GroundedPolicy {
                 }
             }
             Some(q) => {
-                let sig: f32 = q.iter().take(16).sum::<f32>() + q.len() as f32;
-                if self.instr_stamp != Some(input.instruction_stamp_ns) || sig != self.instr_sig {
+                // The language region re-publishes the same embedding with new stamps: only a
+                // change of content is a new instruction.
+                let sig: f32 = q
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x * (1.0 + (i % 17) as f32))
+                    .sum::<f32>()
+                    + q.len() as f32;
+                if self.instr_stamp.is_none() || sig != self.instr_sig {
                     self.instr_stamp = Some(input.instruction_stamp_ns);
                     self.instr_sig = sig;
                     let info = self.query.set_instruction(q);
@@ -554,6 +573,17 @@ impl GroundedPolicy {
             return;
         };
         self.percept = p;
+        tracing::trace!(
+            t = input.now_ns as f64 * 1e-9,
+            confidence = p.confidence,
+            bearing = p.bearing,
+            cells = p.cells,
+            heading = self.heading,
+            reason = ?self.reason,
+            heat = ?&p.heat[..p.cols],
+            range = ?&input.body.range[..input.body.range_count as usize],
+            "grounding: percept"
+        );
         // Mark the headings this frame covered, with the free range straight ahead.
         let half = self.params.hfov / 2.0;
         let centre_free = self.corridor_free(input.body, 0.0, None);
@@ -640,9 +670,13 @@ impl GroundedPolicy {
             Phase::Approach => {
                 let bearing = wrap(self.target_heading - self.heading);
                 let fresh = now.saturating_sub(self.target_seen_ns.unwrap_or(0)) < 1_500_000_000;
-                // The target's own echo: rays within its angular half-width.
-                let ignore = Some((bearing, 14f32.to_radians()));
                 let r = self.range_at(body, bearing);
+                // The target's own echo: rays near its bearing that read no nearer than it.
+                let ignore = Some(Echo {
+                    dir: bearing,
+                    half: 32f32.to_radians(),
+                    min_range: r.unwrap_or(self.params.range_max) - 0.04,
+                });
                 let close = r.is_some_and(|r| r <= self.params.arrive_range);
                 if close && bearing.abs() <= self.params.arrive_bearing && fresh {
                     self.phase = Phase::Arrived;
@@ -747,5 +781,42 @@ impl GroundedPolicy {
             Twist::ZERO
         };
         MotorIntent { twist, mode }
+    }
+}
+
+impl crate::integrator::Policy for GroundedPolicy {
+    fn decide(&mut self, ctx: &crate::integrator::DecisionContext<'_>) -> MotorIntent {
+        use crate::msg::RegionId;
+        if ctx.body_stale {
+            self.mode = Mode::Stopped;
+            return MotorIntent {
+                twist: Twist::ZERO,
+                mode: Mode::Stopped,
+            };
+        }
+        let lang = &ctx.regions[RegionId::Language.index()];
+        let vis = &ctx.regions[RegionId::Vision.index()];
+        let input = PolicyInput {
+            now_ns: ctx.now_ns,
+            instruction: ctx.instruction,
+            instruction_stamp_ns: lang.stamp_ns,
+            vision: (vis.valid && !vis.spatial.is_empty()).then_some(VisionView {
+                grid: vis.grid,
+                spatial: vis.spatial,
+                stamp_ns: vis.stamp_ns,
+                stale: vis.stale,
+            }),
+            body: ctx.body,
+            drowsiness: ctx.drowsiness as f32,
+        };
+        GroundedPolicy::decide(self, &input)
+    }
+
+    fn reset(&mut self) {
+        GroundedPolicy::reset(self);
+    }
+
+    fn name(&self) -> &'static str {
+        "grounded"
     }
 }

@@ -78,9 +78,17 @@ pub struct QueryConnector {
 /// In-place softmax of `v / tau`.
 fn softmax(v: &mut [f32], tau: f32) {
     let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        v.iter_mut().for_each(|x| *x = 0.0);
+        return;
+    }
     let mut z = 0.0;
     for x in v.iter_mut() {
-        *x = ((*x - m) / tau).exp();
+        *x = if x.is_finite() {
+            ((*x - m) / tau).exp()
+        } else {
+            0.0
+        };
         z += *x;
     }
     if z > 0.0 {
@@ -124,7 +132,13 @@ impl QueryConnector {
         };
         let meaningful = similarity >= c.min_query_similarity;
         if meaningful {
+            // Targets are objects: the backgrounds only absorb what is not one.
             c.concept_similarities(q, &mut self.query_post);
+            for (p, k) in self.query_post.iter_mut().zip(c.concepts()) {
+                if k.background {
+                    *p = f32::NEG_INFINITY;
+                }
+            }
             softmax(&mut self.query_post, c.tau_query);
         } else {
             self.query_post.iter_mut().for_each(|x| *x = 0.0);
@@ -183,7 +197,7 @@ impl QueryConnector {
         };
         let mut best = (0usize, -1.0f32);
         for i in 0..cells {
-            c.concept_similarities(&self.tokens[i * out..(i + 1) * out], &mut self.sims);
+            c.token_similarities(&self.tokens[i * out..(i + 1) * out], &mut self.sims);
             softmax(&mut self.sims, c.tau_token);
             let m: f32 = self
                 .sims
