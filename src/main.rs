@@ -172,6 +172,18 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Sim: lockstep real-time factor of the simulator, from physics alone to the whole brain.
+    Sim {
+        /// Scenario.
+        #[arg(long, default_value = "05-yellow-ball-clutter")]
+        scenario: String,
+        /// Simulated seconds per configuration.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options shared by `sim` and `eval`.
@@ -360,6 +372,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Bench { cmd } => match cmd {
+            BenchCmd::Sim {
+                scenario,
+                seconds,
+                json,
+            } => {
+                let rows = brainloop::sim::commands::bench_sim(&scenario, seconds)?;
+                if json {
+                    println!("{}", serde_json::to_string(&rows)?);
+                } else {
+                    for r in rows {
+                        println!(
+                            "{:<58} {:>6.1} sim s in {:>6.2} wall s = {:>7.1}x real time ({} frames)",
+                            r.config, r.sim_s, r.wall_s, r.realtime_factor, r.camera_frames
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             BenchCmd::Regions {
                 json,
                 iters,

@@ -252,3 +252,60 @@ pub fn eval_table(r: &EvalReport) -> String {
     out.push_str(&format!("brain: {}", r.brain));
     out
 }
+
+/// One configuration measured by `brainloop bench sim`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimBenchRow {
+    /// What ran.
+    pub config: String,
+    /// Simulated seconds.
+    pub sim_s: f64,
+    /// Wall-clock seconds (including model loading and set-up).
+    pub wall_s: f64,
+    /// Simulated seconds per wall-clock second.
+    pub realtime_factor: f64,
+    /// Camera frames rendered.
+    pub camera_frames: u64,
+}
+
+/// `brainloop bench sim`: lockstep real-time factors of the simulator, measured side by side in
+/// one run on the same scenario and seed: physics and link only, the regions without vision,
+/// camera with the pilot, and the whole brain with the camera.
+pub fn bench_sim(scenario_name: &str, seconds: f64) -> Result<Vec<SimBenchRow>, CommandError> {
+    let config = load_config(&CommonArgs::default())?;
+    let params = RobotParams::load_default();
+    let scenario = Scenario::find(Path::new(SCENARIO_DIR), scenario_name)?;
+    let runs = [
+        ("physics+board, pilot, no camera", BrainKind::Pilot, false),
+        (
+            "integrator+language/audition/proprioception, no camera",
+            BrainKind::Integrator,
+            false,
+        ),
+        ("camera 10 Hz + pilot", BrainKind::Pilot, true),
+        (
+            "camera + all four regions + integrator (whole brain)",
+            BrainKind::Integrator,
+            true,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, brain, camera) in runs {
+        let opts = EpisodeOptions {
+            seconds: Some(seconds),
+            camera,
+            brain,
+            stop_on_success: false,
+            ..Default::default()
+        };
+        let s = run_episode(&config, &params, &scenario, &opts, &mut |_| {})?;
+        rows.push(SimBenchRow {
+            config: name.into(),
+            sim_s: s.sim_time_s,
+            wall_s: s.wall_time_s,
+            realtime_factor: s.realtime_factor,
+            camera_frames: s.camera_frames,
+        });
+    }
+    Ok(rows)
+}

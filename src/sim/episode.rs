@@ -73,6 +73,8 @@ pub struct EpisodeOptions {
     pub report_dir: Option<PathBuf>,
     /// Which brain drives.
     pub brain: BrainKind,
+    /// End the episode when the goal is reached (benchmarks keep running).
+    pub stop_on_success: bool,
 }
 
 impl Default for EpisodeOptions {
@@ -86,6 +88,7 @@ impl Default for EpisodeOptions {
             stress_ms: 0.0,
             report_dir: None,
             brain: BrainKind::Integrator,
+            stop_on_success: true,
         }
     }
 }
@@ -423,7 +426,7 @@ pub fn run_episode(
                     mode: sample.mode,
                 });
             }
-            if success_at.is_some() {
+            if success_at.is_some() && opts.stop_on_success {
                 break;
             }
             // The next tick starts when this one's (simulated) compute is done, on the period grid.
