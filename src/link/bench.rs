@@ -232,8 +232,8 @@ impl BoardProcess {
         stdin.flush().map_err(io_err("writing to board-sim"))
     }
 
-    /// The board's true state: `(wheel speeds rad/s, pwm)` from a `status` command.
-    pub fn status(&mut self) -> Result<([f64; 2], [i32; 2]), LinkBenchError> {
+    /// The board's true state, from a `status` command.
+    pub fn status(&mut self) -> Result<BoardStatus, LinkBenchError> {
         self.command("status")?;
         let line = self.expect("status ", Duration::from_secs(2))?;
         let field = |k: &str| -> f64 {
@@ -242,11 +242,23 @@ impl BoardProcess {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(f64::NAN)
         };
-        Ok((
-            [field("w0="), field("w1=")],
-            [field("pwm0=") as i32, field("pwm1=") as i32],
-        ))
+        Ok(BoardStatus {
+            time_s: field("t="),
+            wheel: [field("w0="), field("w1=")],
+            pwm: [field("pwm0=") as i32, field("pwm1=") as i32],
+        })
     }
+}
+
+/// The emulated board's true state (`board-sim` `status`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoardStatus {
+    /// Emulated time since reset, s.
+    pub time_s: f64,
+    /// True wheel speeds from the motor models, rad/s.
+    pub wheel: [f64; 2],
+    /// PWM the firmware applies, -255..=255.
+    pub pwm: [i32; 2],
 }
 
 impl Drop for BoardProcess {
