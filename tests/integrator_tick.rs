@@ -288,8 +288,50 @@ fn sleep_refits_the_forward_model_and_tomorrow_is_less_surprising() {
     assert_eq!(integ.health().sleeps, 1);
     day(&mut integ, &mut body, 1500, true);
     let (after, before) = integ.forward_errors();
+    eprintln!("forward model, next day's mean squared prediction error: {after:.3e} after sleep vs {before:.3e} before (day 1 online: {day1:.3e})");
     assert!(
         after < 0.5 * before,
         "prediction error on the next day: {after} after sleep vs {before} before (day 1: {day1})"
     );
+}
+
+/// Seed 001's cycle, deterministic under the simulated clock: with a compute cost that grows
+/// with the context, the loop starts missing deadlines once the day is long enough, grows
+/// drowsy, sleeps before its memory is even full, and wakes up on time again.
+#[test]
+fn growing_context_misses_then_sleep_restores_the_deadline() {
+    let mut cfg = config(4096);
+    cfg.regions.values_mut().for_each(|r| r.enabled = false);
+    let params = RobotParams::load_default();
+    let mut integ = Integrator::new(&cfg, &params).unwrap();
+    integ.set_compute_timer(Box::new(brainloop::integrator::ModeledTimer {
+        base_ns: 1_000_000,
+        per_entry_ns: 10_000,
+    }));
+    let mut body = KinematicBody::new(params);
+    let mut rec = Vec::new();
+    for k in 0..3000u64 {
+        rec.push(*integ.tick(k * PERIOD, &mut body));
+        body.advance(0.02);
+    }
+    // 1 ms + 10 us per entry exceeds the 20 ms period from 1901 entries on.
+    let first_miss = rec.iter().position(|r| r.missed > 0).unwrap();
+    assert_eq!(rec[first_miss].context_len, 1901);
+    let woke = rec.iter().position(|r| r.slept).unwrap();
+    assert!(
+        rec[woke].consolidated < 4096,
+        "slept from drowsiness, not a full memory"
+    );
+    let per_s = |rs: &[TickRecord]| {
+        rs.iter().map(|r| r.missed).sum::<u64>() as f64 / (rs.len() as f64 * 0.02)
+    };
+    let before = per_s(&rec[first_miss..woke]);
+    let after = per_s(&rec[woke + 1..]);
+    eprintln!(
+        "seed 001 cycle: first miss at tick {first_miss}, sleep done at tick {woke} \
+         ({} entries), missed/s {before:.1} -> {after:.1}",
+        rec[woke].consolidated
+    );
+    assert!(before >= 40.0 && after == 0.0);
+    assert!(rec[woke + 1..].iter().all(|r| r.drowsiness == 0.0));
 }

@@ -82,10 +82,19 @@ pub struct ModeledTimer {
 
 impl Default for ModeledTimer {
     fn default() -> Self {
-        // Measured on the development machine at width 64 (`brainloop bench loop`).
+        Self::for_width(64)
+    }
+}
+
+impl ModeledTimer {
+    /// The cost model measured with `cargo bench --bench loop_context` on the development
+    /// machine (2-core VM): about 15 us per tick plus 17 ns per working-memory entry at width
+    /// 64, both growing linearly with the width.
+    pub fn for_width(width: usize) -> Self {
+        let w = width.max(1) as u64;
         Self {
-            base_ns: 40_000,
-            per_entry_ns: 60,
+            base_ns: 15_000 * w / 64,
+            per_entry_ns: (17 * w).div_ceil(64),
         }
     }
 }
@@ -365,7 +374,7 @@ impl Integrator {
             shed: Arc::new(AtomicU32::new(0)),
             policy: Box::new(ReactivePolicy::new()),
             motor,
-            timer: Box::new(ModeledTimer::default()),
+            timer: Box::new(ModeledTimer::for_width(width)),
             health: Health::default(),
             record: TickRecord::default(),
             tick_index: 0,
@@ -698,8 +707,10 @@ impl Integrator {
         // Deadline accounting.
         let compute = self.timer.stop(k, self.wm.len());
         let span = lateness + compute;
-        let missed = span / period;
+        // Finishing exactly on the next deadline misses nothing; each deadline strictly passed
+        // is one missed cycle.
         let overrun = span > period;
+        let missed = if overrun { (span - 1) / period } else { 0 };
         self.pending_missed = missed;
         self.next_deadline = Some(sched + (missed + 1) * period);
         self.health.ticks += 1;
