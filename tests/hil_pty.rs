@@ -118,3 +118,33 @@ fn closing_the_pty_stops_the_wheels_and_the_host_reconnects() {
     );
     let _ = link.command(WheelSpeeds::default());
 }
+
+#[test]
+fn a_brain_that_stops_commanding_stops_the_wheels() {
+    hil_common::build_board();
+    let dir = hil_common::firmware_dir().join("build");
+    let mut board =
+        BoardProcess::start(&dir.join("board-sim"), &dir.join("brainloop-fw.elf")).expect("board");
+    let cfg = SerialConfig::new(board.link.to_string_lossy(), RobotParams::load_default());
+    let mut link = SerialLink::open(cfg).expect("link");
+    assert!(
+        link.wait_ready(Duration::from_secs(5)),
+        "no telemetry over the pty"
+    );
+    drive_for(&mut link, 5.0, Duration::from_millis(600));
+    let t_last = board.status().expect("status").time_s;
+    // No more commands; the link thread stays up and connected.
+    let start = Instant::now();
+    let mut zero_at = None;
+    while start.elapsed() < Duration::from_secs(3) && zero_at.is_none() {
+        let s = board.status().expect("status");
+        if s.pwm == [0, 0] {
+            zero_at = Some(s.time_s - t_last);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let zero_at = zero_at.expect("the wheels kept being driven by a stale command");
+    println!("stale command: PWM zero {zero_at:.3} s (emulated) after the last command");
+    assert!(zero_at <= 0.30, "took {zero_at} s");
+    assert!(link.health().connected);
+}

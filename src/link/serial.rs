@@ -28,6 +28,9 @@ pub struct SerialConfig {
     /// Setpoints (or a heartbeat) are re-sent at least this often, ms; must be well below the
     /// firmware's 250 ms watchdog.
     pub heartbeat_ms: u64,
+    /// A setpoint older than this (ms) is not re-sent: the board gets one zero setpoint and then
+    /// nothing, so its own watchdog stops the wheels if the brain stops commanding.
+    pub command_timeout_ms: u64,
     /// First reconnect delay, ms (doubles up to `backoff_max_ms`).
     pub backoff_min_ms: u64,
     /// Longest reconnect delay, ms.
@@ -39,13 +42,15 @@ pub struct SerialConfig {
 }
 
 impl SerialConfig {
-    /// Defaults for a port: 115200 baud, 5 ms read timeout, 50 ms heartbeat, 50 ms..2 s backoff.
+    /// Defaults for a port: 115200 baud, 5 ms read timeout, 50 ms heartbeat, 200 ms command
+    /// timeout, 50 ms..2 s backoff.
     pub fn new(port: impl Into<String>, robot: RobotParams) -> Self {
         Self {
             port: port.into(),
             baud: 115_200,
             read_timeout_ms: 5,
             heartbeat_ms: 50,
+            command_timeout_ms: 200,
             backoff_min_ms: 50,
             backoff_max_ms: 2_000,
             params: None,
@@ -58,6 +63,7 @@ impl SerialConfig {
         let mut c = Self::new(body.port.clone(), robot);
         c.baud = body.baud;
         c.read_timeout_ms = body.read_timeout_ms.clamp(1, 1000);
+        c.command_timeout_ms = body.stale_after_ms.clamp(20, 10_000);
         c
     }
 }
@@ -86,6 +92,8 @@ struct Shared {
     setpoint: AtomicU32,
     /// Incremented on every new setpoint.
     setpoint_version: AtomicU64,
+    /// Monotonic time of the last `Body::command`, ns.
+    last_command_ns: AtomicU64,
     estop: AtomicBool,
     info_request: AtomicBool,
     reset_rtt: AtomicBool,
@@ -115,6 +123,7 @@ impl SerialLink {
         let shared = Arc::new(Shared {
             setpoint: AtomicU32::new(0),
             setpoint_version: AtomicU64::new(0),
+            last_command_ns: AtomicU64::new(0),
             estop: AtomicBool::new(false),
             info_request: AtomicBool::new(true),
             reset_rtt: AtomicBool::new(false),
@@ -182,6 +191,9 @@ impl Body for SerialLink {
             (0, 0) // non-finite: stop, never pass it on
         };
         self.shared.setpoint.store(pack(l, r), Ordering::Release);
+        self.shared
+            .last_command_ns
+            .store(monotonic_ns(), Ordering::Release);
         self.shared.setpoint_version.fetch_add(1, Ordering::AcqRel);
         if !self.health().connected {
             return Err(BodyError::Disconnected(self.port.clone()));
@@ -279,6 +291,8 @@ fn run_connection(
     last_rx: &mut u64,
 ) -> std::io::Result<()> {
     let heartbeat_ns = cfg.heartbeat_ms.max(1) * 1_000_000;
+    let command_timeout_ns = cfg.command_timeout_ms.max(1) * 1_000_000;
+    let mut sent_stale_zero = false;
     let mut sent_version = u64::MAX;
     // On connect, only a host-side latch is (re)sent; a board latch is never cleared implicitly.
     let mut sent_estop: Option<bool> = if shared.estop.load(Ordering::Acquire) {
@@ -311,17 +325,28 @@ fn run_connection(
             write_msg(port, session, &msg)?;
             sent_estop = Some(estop);
             last_tx = now;
-        } else if version != sent_version || now.saturating_sub(last_tx) >= heartbeat_ns {
-            // While latched, keep re-sending ESTOP (never a setpoint); else the latest setpoint.
-            let msg = if estop {
-                Message::Estop
-            } else {
+        } else if estop {
+            // While latched, keep re-sending ESTOP (never a setpoint).
+            if now.saturating_sub(last_tx) >= heartbeat_ns {
+                write_msg(port, session, &Message::Estop)?;
+                last_tx = now;
+            }
+        } else {
+            let last_cmd = shared.last_command_ns.load(Ordering::Acquire);
+            let fresh = last_cmd > 0 && now.saturating_sub(last_cmd) <= command_timeout_ns;
+            if fresh && (version != sent_version || now.saturating_sub(last_tx) >= heartbeat_ns) {
                 let (left, right) = unpack(shared.setpoint.load(Ordering::Acquire));
-                Message::SetWheels { left, right }
-            };
-            write_msg(port, session, &msg)?;
-            sent_version = version;
-            last_tx = now;
+                write_msg(port, session, &Message::SetWheels { left, right })?;
+                sent_version = version;
+                last_tx = now;
+                sent_stale_zero = false;
+            } else if !fresh && !sent_stale_zero {
+                // The brain stopped commanding: stop now, then go quiet so the firmware's
+                // watchdog trips too. Never keep a stale setpoint alive.
+                write_msg(port, session, &Message::SetWheels { left: 0, right: 0 })?;
+                sent_stale_zero = true;
+                last_tx = now;
+            }
         }
         match port.read(&mut buf) {
             Ok(0) => return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "port closed")),
