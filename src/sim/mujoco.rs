@@ -52,8 +52,12 @@ pub struct MujocoBody {
     range_dirs: Vec<(f64, f64)>,
     since_range: f64,
     in_contact: bool,
+    last_touch: f64,
     collisions: u32,
 }
+
+/// Contacts separated by less than this are one collision, s.
+pub const COLLISION_GAP_S: f64 = 0.5;
 
 impl std::fmt::Debug for MujocoBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,6 +140,7 @@ impl MujocoBody {
             range_dirs,
             since_range: 0.0,
             in_contact: false,
+            last_touch: f64::NEG_INFINITY,
             collisions: 0,
         };
         body.update_range();
@@ -201,8 +206,14 @@ impl MujocoBody {
                 break;
             }
         }
-        if touching && !self.in_contact {
-            self.collisions += 1;
+        // One collision per contact episode: touching again within COLLISION_GAP_S of the last
+        // touch (pushing along a wall, bouncing) is the same collision.
+        let t = self.data.time();
+        if touching {
+            if !self.in_contact && t - self.last_touch > COLLISION_GAP_S {
+                self.collisions += 1;
+            }
+            self.last_touch = t;
         }
         self.in_contact = touching;
     }

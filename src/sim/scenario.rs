@@ -722,6 +722,7 @@ pub fn shortest_path(layout: &Layout) -> Option<f64> {
     let si = (((sx + half) / cell).round() as usize).min(n - 1);
     let sj = (((sy + half) / cell).round() as usize).min(n - 1);
     let mut dist = vec![f64::INFINITY; n * n];
+    let mut parent: Vec<Option<(usize, usize)>> = vec![None; n * n];
     let mut heap = std::collections::BinaryHeap::new();
     dist[si * n + sj] = 0.0;
     // Ordered by negated distance in millimetres (integers keep the heap total-ordered).
@@ -732,7 +733,40 @@ pub fn shortest_path(layout: &Layout) -> Option<f64> {
             continue;
         }
         if target[i * n + j] {
-            return Some(d);
+            // String-pull the grid path (keep a waypoint only where the straight line to the
+            // next one would cross an inflated obstacle): close to the any-angle shortest path.
+            let mut cells = vec![(i, j)];
+            let mut c = (i, j);
+            while let Some(pc) = parent[c.0 * n + c.1] {
+                cells.push(pc);
+                c = pc;
+            }
+            cells.reverse();
+            let visible = |a: (usize, usize), b: (usize, usize)| {
+                let (ax, ay) = (a.0 as f64, a.1 as f64);
+                let (bx, by) = (b.0 as f64, b.1 as f64);
+                let steps = ((bx - ax).hypot(by - ay) * 3.0).ceil().max(1.0) as usize;
+                (0..=steps).all(|k| {
+                    let t = k as f64 / steps as f64;
+                    let x = (ax + (bx - ax) * t).round() as usize;
+                    let y = (ay + (by - ay) * t).round() as usize;
+                    !blocked[x * n + y]
+                })
+            };
+            let mut length = 0.0;
+            let mut anchor = 0;
+            let mut k = 1;
+            while k < cells.len() {
+                if k + 1 < cells.len() && visible(cells[anchor], cells[k + 1]) {
+                    k += 1;
+                    continue;
+                }
+                let (a, b) = (cells[anchor], cells[k]);
+                length += cell * ((a.0 as f64 - b.0 as f64).hypot(a.1 as f64 - b.1 as f64));
+                anchor = k;
+                k += 1;
+            }
+            return Some(length.min(d));
         }
         for (di, dj) in [
             (-1i64, 0i64),
@@ -756,6 +790,7 @@ pub fn shortest_path(layout: &Layout) -> Option<f64> {
             let nd = d + step;
             if nd < dist[ni * n + nj] {
                 dist[ni * n + nj] = nd;
+                parent[ni * n + nj] = Some((i, j));
                 heap.push((-((nd * 1e6) as i64), ni, nj));
             }
         }
