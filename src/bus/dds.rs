@@ -161,17 +161,26 @@ impl DdsConfig {
     pub fn from_env() -> Result<Self, DdsError> {
         let mut c = Self::default();
         if let Ok(v) = std::env::var("ROS_DOMAIN_ID") {
-            c.domain_id =
-                v.trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|d| *d <= 232)
-                    .ok_or(DdsError::Config(format!(
-                        "ROS_DOMAIN_ID must be an integer 0..=232, got {v:?}"
-                    )))?;
+            c.domain_id = parse_domain_id(&v)?;
         }
         Ok(c)
     }
+}
+
+/// Parse a `ROS_DOMAIN_ID` value (0..=232; blank means 0, as in ROS 2).
+fn parse_domain_id(v: &str) -> Result<u16, DdsError> {
+    if v.trim().is_empty() {
+        return Ok(0);
+    }
+    v.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|d| *d <= 232)
+        .ok_or_else(|| {
+            DdsError::Config(format!(
+                "ROS_DOMAIN_ID must be an integer 0..=232, got {v:?}"
+            ))
+        })
 }
 
 /// Errors starting the DDS bridge.
@@ -822,6 +831,17 @@ mod tests {
             "full queue reports a drop"
         );
         assert_eq!(rx.try_recv().unwrap(), i);
+    }
+
+    #[test]
+    fn domain_id_is_validated() {
+        assert_eq!(parse_domain_id("").unwrap(), 0);
+        assert_eq!(parse_domain_id(" 42 ").unwrap(), 42);
+        assert_eq!(parse_domain_id("232").unwrap(), 232);
+        for bad in ["233", "-1", "x", "1.5"] {
+            let e = parse_domain_id(bad).unwrap_err().to_string();
+            assert!(e.contains("ROS_DOMAIN_ID"), "{e}");
+        }
     }
 
     #[test]
