@@ -17,6 +17,7 @@ pub mod link;
 pub mod msg;
 pub mod regions;
 pub mod report;
+pub mod robot;
 #[cfg(feature = "ros2")]
 pub mod ros2;
 pub mod sim;

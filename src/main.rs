@@ -50,6 +50,14 @@ enum Command {
     /// Learn the vision-language alignment connector from simulated views (saved with its
     /// sha256 and training report under models/connectors/); prints held-out retrieval accuracy.
     Align(AlignCli),
+    /// Run the brain in real time on a robot (serial link to the firmware) or on the kinematic
+    /// model; type instructions and console commands (/stop /clear /drive V W /release /quit)
+    /// on standard input.
+    Run(RunCli),
+    /// Run the brain as a ROS 2 node (r2r; built with `--features ros2` in a sourced ROS 2
+    /// environment): instructions, teleop and e-stop from ROS 2 topics.
+    #[cfg(feature = "ros2")]
+    Ros2(RunCli),
     /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
     Replay {
         /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
@@ -64,6 +72,86 @@ enum Command {
         #[arg(long)]
         summary: bool,
     },
+}
+
+/// `brainloop run` / `brainloop ros2` options.
+#[derive(clap::Args)]
+struct RunCli {
+    /// Configuration file.
+    #[arg(long, default_value = "config/default.toml")]
+    config: PathBuf,
+    /// Body to drive (overrides `[body].kind`): serial (the real robot), kinematic (a model),
+    /// or ros2 (a ROS 2 base driver, `ros2` subcommand only).
+    #[arg(long)]
+    body: Option<String>,
+    /// Serial port of the motor controller (overrides `[body].port`).
+    #[arg(long)]
+    port: Option<String>,
+    /// First instruction, e.g. "go to the red ball".
+    #[arg(long)]
+    instruction: Option<String>,
+    /// Camera input for the vision region: image files (played in a loop).
+    #[arg(long, num_args = 1..)]
+    images: Vec<PathBuf>,
+    /// Microphone input for the audition region: a 16 kHz mono WAV file (looped).
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Do not read console commands from standard input.
+    #[arg(long)]
+    no_console: bool,
+}
+
+impl RunCli {
+    fn options(&self) -> Result<brainloop::robot::RunOptions> {
+        use brainloop::config::BodyKind;
+        let body = match self.body.as_deref() {
+            None => None,
+            Some("serial") => Some(BodyKind::Serial),
+            Some("kinematic") => Some(BodyKind::Kinematic),
+            Some("sim") => Some(BodyKind::Sim),
+            Some(other) => anyhow::bail!("--body {other}: allowed values are serial, kinematic"),
+        };
+        Ok(brainloop::robot::RunOptions {
+            config: self.config.clone(),
+            body,
+            port: self.port.clone(),
+            instruction: self.instruction.clone(),
+            images: self.images.clone(),
+            wav: self.wav.clone(),
+            seconds: self.seconds,
+            console: !self.no_console,
+        })
+    }
+}
+
+/// Set on Ctrl-C / SIGTERM: the run stops cleanly and writes zero to the motors.
+static STOP_SIGNAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP_SIGNAL.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn run_robot(cli: &RunCli) -> Result<ExitCode> {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    std::thread::spawn(move || loop {
+        if STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+            s2.store(true, std::sync::atomic::Ordering::SeqCst);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    });
+    let summary = brainloop::robot::run(&cli.options()?, stop)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `brainloop align` options.
@@ -90,6 +178,9 @@ struct AlignCli {
     /// Held-out paraphrase set to report on (never trained on).
     #[arg(long, default_value = "tests/fixtures/grounding/paraphrases.toml")]
     paraphrases: PathBuf,
+    /// Feed raw features to the linear map (default: signed square root first).
+    #[arg(long)]
+    linear_features: bool,
 }
 
 #[derive(Subcommand)]
@@ -207,6 +298,15 @@ struct SimCommon {
     /// What drives the robot: the integrator with its regions, or the classical pilot alone.
     #[arg(long, value_enum, default_value_t = BrainArg::Integrator)]
     brain: BrainArg,
+    /// The integrator's decision policy: language-grounded, or the classical colour pilot.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Grounded)]
+    policy: PolicyArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PolicyArg {
+    Grounded,
+    Pilot,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -226,6 +326,10 @@ impl SimCommon {
             brain: match self.brain {
                 BrainArg::Integrator => brainloop::sim::episode::BrainKind::Integrator,
                 BrainArg::Pilot => brainloop::sim::episode::BrainKind::Pilot,
+            },
+            policy: match self.policy {
+                PolicyArg::Grounded => brainloop::sim::brain::PolicyKind::Grounded,
+                PolicyArg::Pilot => brainloop::sim::brain::PolicyKind::Pilot,
             },
         }
     }
@@ -307,6 +411,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seed: a.seed,
                 threads: a.threads,
                 paraphrases: a.paraphrases.is_file().then_some(a.paraphrases),
+                sqrt_features: !a.linear_features,
             };
             let params = brainloop::body::RobotParams::load_default();
             let report = align::run_align(&opts, &params, &mut |l| eprintln!("{l}"))?;
@@ -347,6 +452,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(r) => run_robot(&r),
+        #[cfg(feature = "ros2")]
+        Command::Ros2(r) => {
+            let bridge = brainloop::ros2::Ros2Bridge::start(
+                "brainloop",
+                brainloop::body::RobotParams::load_default(),
+            )?;
+            let _keep = bridge;
+            run_robot(&r)
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {

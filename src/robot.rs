@@ -1,0 +1,400 @@
+//! Running the brain on a robot in real time (`brainloop run`): the same regions, integrator,
+//! motor stage and policy as in the simulator, on the wall clock, with each region on its own
+//! thread at its own rate, the integrator on a dedicated real-time thread, and the body behind
+//! the [`Body`] seam (the serial link to the motor-controller firmware, or the kinematic model).
+//!
+//! A console on standard input can take over at any time: a plain line is a new instruction;
+//! `/stop` latches the e-stop, `/clear` clears it, `/drive V W` drives by hand (teleop, fresh for
+//! `[teleop].timeout_ms`), `/release` hands control back, `/quit` stops the run.
+
+use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
+use crate::config::{BodyKind, Config};
+use crate::integrator::rt::{monotonic_ns, run_realtime, RecordRing, RtOptions};
+use crate::integrator::{Integrator, TickRecord};
+use crate::link::serial::{SerialConfig, SerialLink};
+use crate::msg::{BodyState, Instruction, Mode, RegionId, TeleopCommand, Twist, WheelSpeeds};
+use crate::regions::audition::AuditionRegion;
+use crate::regions::language::{InstructionInbox, LanguageRegion};
+use crate::regions::proprioception::ProprioceptionRegion;
+use crate::regions::sources::{BodyStateSource, ImageFiles, WavFile};
+use crate::regions::vision::VisionRegion;
+use crate::regions::{region_config, spawn, Region, RegionHandle, ShedLevel};
+use crate::sim::kinematic::KinematicBody;
+use crate::teleop::TeleopInput;
+use anyhow::{bail, Context, Result};
+use crossbeam_utils::atomic::AtomicCell;
+use serde::Serialize;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `brainloop run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Override of `[body].kind`.
+    pub body: Option<BodyKind>,
+    /// Override of `[body].port`.
+    pub port: Option<String>,
+    /// First instruction (more can be typed on standard input).
+    pub instruction: Option<String>,
+    /// Camera input for the vision region: image files played in a loop at the region's rate.
+    pub images: Vec<PathBuf>,
+    /// Microphone input for the audition region: a 16 kHz mono WAV file, looped.
+    pub wav: Option<PathBuf>,
+    /// Stop after this many seconds (default: until `/quit` or Ctrl-C).
+    pub seconds: Option<f64>,
+    /// Read console commands from standard input.
+    pub console: bool,
+}
+
+/// What a run did, printed at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Body driven.
+    pub body: String,
+    /// Regions that ran.
+    pub regions: Vec<&'static str>,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Integrator ticks.
+    pub ticks: u64,
+    /// Missed deadlines.
+    pub missed: u64,
+    /// Start lateness p99, us.
+    pub lateness_p99_us: f64,
+    /// Compute p99, us.
+    pub compute_p99_us: f64,
+    /// Maximum drowsiness.
+    pub drowsiness_max: f64,
+    /// Completed sleeps.
+    pub sleeps: u64,
+    /// Last mode.
+    pub final_mode: Mode,
+    /// Whether SCHED_FIFO was granted.
+    pub realtime: bool,
+}
+
+/// Latest body state, shared lock-free between the integrator thread (writer) and the
+/// proprioception thread (reader): the tick never waits on a slower thread.
+#[derive(Clone, Default)]
+struct BodyCell(Arc<AtomicCell<Option<BodyState>>>);
+
+impl BodyStateSource for BodyCell {
+    fn latest(&mut self, _now_ns: u64) -> Option<BodyState> {
+        self.0.load()
+    }
+}
+
+/// A body for the real-time loop: the serial link, or the kinematic model advanced by the wall
+/// clock.
+enum RunBody {
+    Serial(SerialLink),
+    Kinematic {
+        body: Box<KinematicBody>,
+        last_ns: u64,
+    },
+}
+
+impl Body for RunBody {
+    fn command(&mut self, wheels: WheelSpeeds) -> Result<(), BodyError> {
+        match self {
+            RunBody::Serial(b) => b.command(wheels),
+            RunBody::Kinematic { body, .. } => body.command(wheels),
+        }
+    }
+    fn state(&self) -> BodyState {
+        match self {
+            RunBody::Serial(b) => b.state(),
+            RunBody::Kinematic { body, last_ns } => BodyState {
+                stamp_ns: *last_ns,
+                ..body.state()
+            },
+        }
+    }
+    fn estop(&mut self) {
+        match self {
+            RunBody::Serial(b) => b.estop(),
+            RunBody::Kinematic { body, .. } => body.estop(),
+        }
+    }
+    fn clear_estop(&mut self) {
+        match self {
+            RunBody::Serial(b) => b.clear_estop(),
+            RunBody::Kinematic { body, .. } => body.clear_estop(),
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            RunBody::Serial(b) => b.name(),
+            RunBody::Kinematic { body, .. } => body.name(),
+        }
+    }
+}
+
+fn open_body(cfg: &Config, robot: &RobotParams, kind: BodyKind) -> Result<RunBody> {
+    match kind {
+        BodyKind::Serial => {
+            let port = &cfg.body.port;
+            // One clear line for an absent or unreadable port, before anything starts.
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(port)
+                .with_context(|| format!("cannot open serial port {port} ([body].port)"))?;
+            let link = SerialLink::open(SerialConfig::from_config(&cfg.body, robot.clone()))
+                .with_context(|| format!("cannot start the link thread for {port}"))?;
+            if !link.wait_ready(Duration::from_secs(3)) {
+                bail!("no telemetry from the motor controller on {port} within 3 s (is the brainloop firmware flashed? `make -C firmware flash PORT={port}`)");
+            }
+            Ok(RunBody::Serial(link))
+        }
+        BodyKind::Kinematic => Ok(RunBody::Kinematic {
+            body: Box::new(KinematicBody::new(robot.clone())),
+            last_ns: monotonic_ns(),
+        }),
+        BodyKind::Sim => bail!(
+            "[body].kind = \"sim\" is the embedded simulator: use `brainloop sim` (or `--body kinematic|serial` here)"
+        ),
+    }
+}
+
+/// Build every enabled region that has an input, each on its own thread publishing into the
+/// integrator's slots.
+fn start_regions(
+    cfg: &Config,
+    robot: &RobotParams,
+    opts: &RunOptions,
+    integrator: &Integrator,
+    inbox: &InstructionInbox,
+    body_cell: &BodyCell,
+) -> Result<Vec<(RegionId, RegionHandle)>> {
+    let slots = integrator.slots();
+    let shed = ShedLevel::from_atomic(integrator.shed_level());
+    let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(monotonic_ns);
+    let mut handles = Vec::new();
+    for id in RegionId::ALL {
+        let rc = region_config(cfg, id);
+        if !rc.enabled {
+            continue;
+        }
+        let region: Box<dyn Region> = match id {
+            RegionId::Vision => {
+                let src = ImageFiles::open(&opts.images, rc.rate_hz)
+                    .map_err(|e| anyhow::anyhow!("vision input: {e}"))?;
+                Box::new(
+                    VisionRegion::new(&rc, Box::new(src), shed.clone())
+                        .map_err(|e| anyhow::anyhow!("vision region: {e}"))?,
+                )
+            }
+            RegionId::Language => Box::new(
+                LanguageRegion::new(&rc, inbox.clone(), shed.clone())
+                    .map_err(|e| anyhow::anyhow!("language region: {e}"))?,
+            ),
+            RegionId::Audition => {
+                let Some(wav) = &opts.wav else { continue };
+                let src =
+                    WavFile::open(wav, true).map_err(|e| anyhow::anyhow!("audition input: {e}"))?;
+                Box::new(
+                    AuditionRegion::new(&rc, Box::new(src), shed.clone())
+                        .map_err(|e| anyhow::anyhow!("audition region: {e}"))?,
+                )
+            }
+            RegionId::Proprioception => Box::new(
+                ProprioceptionRegion::new(
+                    &rc,
+                    robot.clone(),
+                    Box::new(body_cell.clone()),
+                    shed.clone(),
+                )
+                .map_err(|e| anyhow::anyhow!("proprioception region: {e}"))?,
+            ),
+        };
+        let writer = slots
+            .writer(id)
+            .ok_or_else(|| anyhow::anyhow!("slot for {} already taken", id.name()))?;
+        let h = spawn(region, clock.clone(), move |e| {
+            // A rejected embedding (wrong size) is counted by the slot; the region goes on.
+            let _ = writer.publish(e);
+        })
+        .with_context(|| format!("cannot start the {} region thread", id.name()))?;
+        handles.push((id, h));
+    }
+    Ok(handles)
+}
+
+/// Apply one console line; returns false on `/quit`.
+fn console_line(line: &str, inbox: &InstructionInbox, teleop: &TeleopInput) -> bool {
+    let line = line.trim();
+    let now = monotonic_ns();
+    let mut words = line.split_whitespace();
+    match words.next() {
+        Some("/quit") => return false,
+        Some("/stop") => teleop.send(TeleopCommand::Estop, now),
+        Some("/clear") => teleop.send(TeleopCommand::ClearEstop, now),
+        Some("/release") => teleop.send(TeleopCommand::Release, now),
+        Some("/drive") => {
+            let v: Option<f64> = words.next().and_then(|s| s.parse().ok());
+            let w: Option<f64> = words.next().and_then(|s| s.parse().ok());
+            match (v, w) {
+                (Some(linear), Some(angular)) if linear.is_finite() && angular.is_finite() => {
+                    teleop.send(TeleopCommand::Drive(Twist { linear, angular }), now)
+                }
+                _ => eprintln!("console: usage: /drive LINEAR_M_S ANGULAR_RAD_S (finite numbers)"),
+            }
+        }
+        Some(cmd) if cmd.starts_with('/') => {
+            eprintln!("console: unknown command {cmd} (/stop /clear /drive V W /release /quit)")
+        }
+        _ => inbox.set(Instruction {
+            stamp_ns: now,
+            text: line.to_string(),
+        }),
+    }
+    true
+}
+
+/// Run the brain in real time until the time limit, `/quit` or Ctrl-C.
+pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+    let mut cfg = Config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(p) = &opts.port {
+        cfg.body.port = p.clone();
+    }
+    let kind = opts.body.unwrap_or(cfg.body.kind);
+    let robot = RobotParams::load_default();
+    let body = open_body(&cfg, &robot, kind)?;
+    // A region without an input does not run, and the integrator must not wait for it (nor
+    // count it stale and grow drowsy over a sense the robot does not have).
+    for (name, has_input) in [
+        ("vision", !opts.images.is_empty()),
+        ("audition", opts.wav.is_some()),
+    ] {
+        if let Some(r) = cfg.regions.get_mut(name) {
+            if r.enabled && !has_input {
+                tracing::warn!("{name}: no input given (--images / --wav): region off");
+                r.enabled = false;
+            }
+        }
+    }
+    let mut integrator = Integrator::new(&cfg, &robot).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = crate::grounding::load_policy(&robot).map_err(|e| {
+        anyhow::anyhow!("{e} (train it with `brainloop align`, or run `make bootstrap`)")
+    })?;
+    integrator.set_policy(Box::new(policy));
+    let teleop = TeleopInput::new();
+    integrator.set_teleop(teleop.clone());
+    let body_name = body.name();
+
+    let inbox = InstructionInbox::new();
+    if let Some(text) = &opts.instruction {
+        inbox.set(Instruction {
+            stamp_ns: monotonic_ns(),
+            text: text.clone(),
+        });
+    }
+    let body_cell = BodyCell::default();
+    let handles = start_regions(&cfg, &robot, opts, &integrator, &inbox, &body_cell)?;
+    let region_names: Vec<&'static str> = RegionId::ALL
+        .into_iter()
+        .filter(|id| handles.iter().any(|(h, _)| h == id))
+        .map(|id| id.name())
+        .collect();
+    tracing::info!(body = %body_name, regions = ?region_names, rate_hz = cfg.integrator.rate_hz, "brain running");
+
+    let ring = RecordRing::new(4096);
+    let cell = body_cell.clone();
+    let rt = RtOptions::from(&cfg.integrator);
+    let loop_stop = Arc::new(AtomicBool::new(false));
+    let join = run_realtime(
+        integrator,
+        body,
+        rt,
+        loop_stop.clone(),
+        ring.clone(),
+        move |now, body: &mut RunBody| {
+            if let RunBody::Kinematic { body, last_ns } = body {
+                let dt = now.saturating_sub(*last_ns) as f64 * 1e-9;
+                body.advance(dt);
+                *last_ns = now;
+            }
+            cell.0.store(Some(body.state()));
+        },
+    )
+    .context("cannot start the integrator thread")?;
+
+    if opts.console {
+        let (inbox2, teleop2, stop2) = (inbox.clone(), teleop.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("console".into())
+            .spawn(move || {
+                // End of input just ends the console; `/quit` ends the run.
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if !console_line(&line, &inbox2, &teleop2) {
+                        stop2.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the console thread")?;
+    }
+
+    let t0 = monotonic_ns();
+    let mut last = TickRecord::default();
+    let mut drowsiness_max = 0.0f64;
+    let mut last_log = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        while let Some(r) = ring.pop() {
+            drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
+            last = r;
+        }
+        let now = monotonic_ns();
+        if now - last_log > 1_000_000_000 {
+            last_log = now;
+            tracing::info!(
+                tick = last.tick,
+                mode = ?last.mode,
+                drowsiness = format!("{:.2}", last.drowsiness),
+                linear = format!("{:.2}", last.twist.linear),
+                angular = format!("{:.2}", last.twist.angular),
+                "brain"
+            );
+        }
+        if let Some(s) = opts.seconds {
+            if (now - t0) as f64 * 1e-9 >= s {
+                break;
+            }
+        }
+    }
+    loop_stop.store(true, Ordering::SeqCst);
+    let mut outcome = join
+        .join()
+        .map_err(|_| anyhow::anyhow!("the integrator thread panicked"))?;
+    // Deactivating writes zero.
+    let _ = outcome.body.command(WheelSpeeds::default());
+    for (_, h) in handles {
+        let _ = h.stop();
+    }
+    while let Some(r) = ring.pop() {
+        drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
+        last = r;
+    }
+    let h = outcome.integrator.health().summary();
+    Ok(RunSummary {
+        body: body_name,
+        regions: region_names,
+        wall_s: outcome.wall_ns as f64 * 1e-9,
+        ticks: h.ticks,
+        missed: h.missed,
+        lateness_p99_us: h.lateness_us.p99,
+        compute_p99_us: h.compute_us.p99,
+        drowsiness_max,
+        sleeps: h.sleeps,
+        final_mode: last.mode,
+        realtime: outcome.status.fifo_priority.is_some(),
+    })
+}
