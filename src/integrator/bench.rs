@@ -400,9 +400,12 @@ pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<Loop
     let mut records: Vec<TickRecord> =
         Vec::with_capacity((args.seconds * args.rate_hz) as usize + 1024);
     let end = t0 + (args.seconds * 1e9) as u64;
+    let mut monitor = super::health::HealthMonitor::new();
+    let no_bus: Option<&crate::bus::LocalBus> = None;
     while monotonic_ns() < end {
         std::thread::sleep(Duration::from_millis(20));
         while let Some(r) = ring.pop() {
+            monitor.observe(&r, no_bus);
             records.push(r);
         }
     }

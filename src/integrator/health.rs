@@ -133,3 +133,122 @@ impl Health {
         }
     }
 }
+
+/// Topic of the per-tick health record.
+pub const HEALTH_TOPIC: crate::bus::Topic<super::TickRecord> =
+    crate::bus::Topic::new("/brain/health");
+
+/// Watches tick records off the real-time thread: keeps the run's histograms, logs a summary
+/// (p50/p90/p99/max of lateness and compute, misses, drowsiness) once per second of ticks and a
+/// line per sleep with the tick cost before and after it, and optionally publishes every
+/// record on a bus.
+#[derive(Debug, Clone)]
+pub struct HealthMonitor {
+    /// Whole-run lateness.
+    pub lateness: LatencyHistogram,
+    /// Whole-run compute.
+    pub compute: LatencyHistogram,
+    window_lateness: LatencyHistogram,
+    window_compute: LatencyHistogram,
+    window_start_ns: Option<u64>,
+    window_missed: u64,
+    window_dmax: f32,
+    recent_compute: [u64; 100],
+    recent_len: usize,
+    recent_head: usize,
+    pending_sleep: Option<(u64, f64, u32)>,
+    after_count: usize,
+    after_sum: u64,
+    /// Completed sleeps seen.
+    pub sleeps: u64,
+}
+
+impl Default for HealthMonitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthMonitor {
+    /// A fresh monitor.
+    pub fn new() -> Self {
+        Self {
+            lateness: LatencyHistogram::new(),
+            compute: LatencyHistogram::new(),
+            window_lateness: LatencyHistogram::new(),
+            window_compute: LatencyHistogram::new(),
+            window_start_ns: None,
+            window_missed: 0,
+            window_dmax: 0.0,
+            recent_compute: [0; 100],
+            recent_len: 0,
+            recent_head: 0,
+            pending_sleep: None,
+            after_count: 0,
+            after_sum: 0,
+            sleeps: 0,
+        }
+    }
+
+    /// Take one record (and publish it on `bus` if given).
+    pub fn observe<B: crate::bus::Bus>(&mut self, r: &super::TickRecord, bus: Option<&B>) {
+        if let Some(b) = bus {
+            b.publish(HEALTH_TOPIC, r);
+        }
+        self.lateness.record(r.lateness_ns);
+        self.compute.record(r.compute_ns);
+        self.window_lateness.record(r.lateness_ns);
+        self.window_compute.record(r.compute_ns);
+        self.window_missed += r.missed;
+        self.window_dmax = self.window_dmax.max(r.drowsiness);
+        if !r.sleeping && !r.slept {
+            self.recent_compute[self.recent_head] = r.compute_ns;
+            self.recent_head = (self.recent_head + 1) % self.recent_compute.len();
+            self.recent_len = (self.recent_len + 1).min(self.recent_compute.len());
+        }
+        if r.slept {
+            self.sleeps += 1;
+            let before = self.recent_compute[..self.recent_len].iter().sum::<u64>() as f64
+                / self.recent_len.max(1) as f64;
+            self.pending_sleep = Some((r.now_ns, before / 1000.0, r.consolidated));
+            self.after_count = 0;
+            self.after_sum = 0;
+            self.recent_len = 0;
+        } else if let Some((_, before_us, n)) = self.pending_sleep {
+            self.after_count += 1;
+            self.after_sum += r.compute_ns;
+            if self.after_count == 100 {
+                tracing::info!(
+                    consolidated = n,
+                    compute_us_before = before_us,
+                    compute_us_after = self.after_sum as f64 / 100_000.0,
+                    "slept: working memory consolidated, tick cost before -> after"
+                );
+                self.pending_sleep = None;
+            }
+        }
+        let start = *self.window_start_ns.get_or_insert(r.now_ns);
+        if r.now_ns.saturating_sub(start) >= 1_000_000_000 {
+            let l = self.window_lateness.percentiles_us();
+            let c = self.window_compute.percentiles_us();
+            tracing::info!(
+                lateness_p50_us = l.p50,
+                lateness_p99_us = l.p99,
+                lateness_max_us = l.max,
+                compute_p50_us = c.p50,
+                compute_p90_us = c.p90,
+                compute_p99_us = c.p99,
+                compute_max_us = c.max,
+                missed = self.window_missed,
+                drowsiness_max = self.window_dmax,
+                context = r.context_len,
+                "integrator health (last second)"
+            );
+            self.window_lateness.reset();
+            self.window_compute.reset();
+            self.window_missed = 0;
+            self.window_dmax = 0.0;
+            self.window_start_ns = Some(r.now_ns);
+        }
+    }
+}

@@ -140,7 +140,8 @@ pub enum IntegratorError {
 }
 
 /// Everything that happened in one tick (plain and `Copy`: cheap to pass to a health thread).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Published on [`health::HEALTH_TOPIC`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TickRecord {
     /// Tick index from 0.
     pub tick: u64,

@@ -106,3 +106,75 @@ impl TeleopInput {
         None
     }
 }
+
+/// Forward teleop commands arriving on a bus (`/teleop/command`) into `input`, stamped with
+/// `clock()`, until `stop` is set.
+pub fn spawn_bus_bridge<B, C>(
+    bus: &B,
+    input: Arc<TeleopInput>,
+    clock: C,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    B: crate::bus::Bus,
+    C: Fn() -> u64 + Send + 'static,
+{
+    let sub = bus.subscribe(crate::bus::topics::TELEOP, 64);
+    std::thread::Builder::new()
+        .name("teleop-bridge".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(cmd) = sub.recv_timeout(std::time::Duration::from_millis(20)) {
+                    input.send(cmd, clock());
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Bus, LocalBus};
+
+    #[test]
+    fn latest_drive_release_and_estop_latch() {
+        let t = TeleopInput::new();
+        assert_eq!(t.snapshot().unwrap().drive, None);
+        let tw = Twist {
+            linear: 0.1,
+            angular: -0.2,
+        };
+        t.send(TeleopCommand::Drive(tw), 5);
+        assert_eq!(t.snapshot().unwrap().drive, Some((tw, 5)));
+        t.send(TeleopCommand::Release, 6);
+        assert_eq!(t.snapshot().unwrap().drive, None);
+        t.send(TeleopCommand::Estop, 7);
+        t.send(TeleopCommand::ClearEstop, 8);
+        let s = t.snapshot().unwrap();
+        assert!(!s.estop);
+        assert_eq!(
+            s.estop_events, 1,
+            "a press is never lost even if cleared before a tick"
+        );
+    }
+
+    #[test]
+    fn bus_commands_reach_the_input() {
+        let bus = LocalBus::new();
+        let t = TeleopInput::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = spawn_bus_bridge(&bus, t.clone(), || 42, stop.clone()).unwrap();
+        bus.publish(crate::bus::topics::TELEOP, &TeleopCommand::Estop);
+        let mut ok = false;
+        for _ in 0..200 {
+            if t.snapshot().unwrap().estop {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        assert!(ok);
+    }
+}
