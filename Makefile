@@ -53,6 +53,13 @@ firmware-test: bootstrap
 
 test: firmware-test
 
+# Integrator: the real loop at 100 Hz, unloaded and beside 2 CPU burners, and tick cost vs context.
+.PHONY: bench-loop
+bench-loop: build
+	$(BIN) bench loop --seconds 20 --rate 100
+	$(BIN) bench loop --seconds 20 --rate 100 --stress 2 --context 4096
+	$(CARGO) bench --bench loop_context
+
 test: bootstrap fmt-check clippy cargo-test check-ros2 check-dds
 	@echo "make test: all suites passed"
 
