@@ -3,7 +3,7 @@
 //! within 1e-4. Needs the built models (`scripts/bootstrap.sh` or `brainloop models build`).
 
 use brainloop::config::RegionConfig;
-use brainloop::msg::{Instruction, RegionId};
+use brainloop::msg::Instruction;
 use brainloop::regions::audition::AuditionRegion;
 use brainloop::regions::language::{InstructionInbox, LanguageRegion};
 use brainloop::regions::sources::{Frame, ImageFiles, SharedFrame, WavFile};
@@ -58,7 +58,6 @@ fn vision_matches_python_on_photos() {
         let mut r = VisionRegion::new(&cfg("vision", 10.0), Box::new(src), ShedLevel::new())
             .unwrap_or_else(|e| panic!("{e}"));
         let e = r.step(1_000).unwrap().expect("a frame gives an embedding");
-        assert_eq!(e.region, RegionId::Vision);
         assert_eq!(e.grid, [7, 7, 1280]);
         assert_eq!(e.vector.len(), 1280);
         assert_eq!(e.spatial.len(), 7 * 7 * 1280);
@@ -262,7 +261,7 @@ fn spawned_region_runs_at_its_rate_and_stops() {
     let got2 = got.clone();
     let c2 = clock.clone();
     let h = brainloop::regions::spawn(Box::new(r), clock, move |e| {
-        assert_eq!(e.region, RegionId::Proprioception);
+        assert!(e.vector.len() > 10);
         got2.fetch_add(1, Ordering::Relaxed);
     })
     .unwrap();

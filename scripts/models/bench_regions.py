@@ -3,12 +3,13 @@
 Loads the same model files as the Rust regions with the same session settings (intra-op threads
 from --threads, one inter-op thread, sequential execution, all graph optimisations) and the same
 inputs, then answers commands on stdin, one per line:
-    <region> <iterations>   ->  one JSON line: {"region": ..., "ns": [per-run latencies]}
+    <region> <iterations>   ->  one JSON line: {"region": ..., "ns": [wall ns], "cpu_ns": [thread CPU ns]}
     quit
 Only `session.run` is timed, as on the Rust side.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -23,7 +24,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cpu", type=int, default=-1, help="pin to this CPU (as the Rust side is)")
     a = ap.parse_args()
+    if a.cpu >= 0:
+        os.sched_setaffinity(0, {a.cpu})
     so = ort.SessionOptions()
     so.intra_op_num_threads = a.threads
     so.inter_op_num_threads = 1
@@ -64,12 +68,14 @@ def main():
         if not parts or parts[0] == "quit":
             break
         f, n = fns[parts[0]], int(parts[1])
-        ns = []
+        ns, cpu = [], []
         for _ in range(n):
+            c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
             f()
             ns.append(time.perf_counter_ns() - t0)
-        print(json.dumps({"region": parts[0], "ns": ns}), flush=True)
+            cpu.append(time.thread_time_ns() - c0)
+        print(json.dumps({"region": parts[0], "ns": ns, "cpu_ns": cpu}), flush=True)
 
 
 if __name__ == "__main__":

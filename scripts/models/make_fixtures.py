@@ -2,6 +2,7 @@
 
     make_fixtures.py inputs SCIKIT_IMAGE_WHEEL   # (re)create the input files (once; committed)
     make_fixtures.py expected                    # recompute tests/fixtures/regions/expected.json
+    make_fixtures.py check                       # recompute and compare with the committed file
 
 Inputs (committed under tests/fixtures/regions/):
   * images/*.png: sample photos from the scikit-image wheel's `skimage/data` (a cat, a cup of
@@ -122,7 +123,7 @@ def session(name):
     return ort.InferenceSession(os.path.join(MODELS, name), so, providers=["CPUExecutionProvider"])
 
 
-def expected():
+def expected(write=True):
     out = {"generator": "scripts/models/make_fixtures.py", "onnxruntime": ort.__version__,
            "tolerance": 1e-4, "images": [], "sentences": [], "audio": {}}
     vis = session("vision.onnx")
@@ -162,10 +163,39 @@ def expected():
         context = x[0, -64:]
         chunks.append([float(p[0, 0])] + logmel(c).tolist())
     out["audio"] = {"file": "speech.wav", "chunk": 512, "vectors": chunks}
+    if not write:
+        return out
     with open(os.path.join(FIX, "expected.json"), "w") as f:
         json.dump(out, f, separators=(",", ":"))
     print(f"expected.json: {len(out['images'])} images, {len(out['sentences'])} sentences, "
           f"{len(chunks)} audio chunks (speech p max {max(c[0] for c in chunks):.3f})")
+
+
+def check():
+    """Recompute the expected outputs and compare them with the committed ones (within 1e-4)."""
+    new = expected(write=False)
+    old = json.load(open(os.path.join(FIX, "expected.json")))
+    worst = 0.0
+
+    def cmp(a, b, where):
+        nonlocal worst
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a.shape != b.shape:
+            sys.exit(f"FAIL: {where}: shape {a.shape} != {b.shape}")
+        if a.size:
+            worst = max(worst, float(np.abs(a - b).max()))
+
+    for n, o in zip(new["images"], old["images"]):
+        cmp(n["embedding"], o["embedding"], n["file"])
+        cmp(n["spatial_sample"], o["spatial_sample"], n["file"])
+    for n, o in zip(new["sentences"], old["sentences"]):
+        if n["ids"] != o["ids"]:
+            sys.exit(f"FAIL: token ids of {n['text']!r} changed")
+        cmp(n["embedding"], o["embedding"], n["text"])
+    cmp(new["audio"]["vectors"], old["audio"]["vectors"], "speech.wav")
+    if worst > 1e-4:
+        sys.exit(f"FAIL: Python onnxruntime no longer gives the committed outputs (max diff {worst:g})")
+    print(f"fixtures ok: Python onnxruntime reproduces expected.json (max diff {worst:g})")
 
 
 if __name__ == "__main__":
@@ -173,5 +203,7 @@ if __name__ == "__main__":
         make_inputs(sys.argv[2])
     elif len(sys.argv) == 2 and sys.argv[1] == "expected":
         expected()
+    elif len(sys.argv) == 2 and sys.argv[1] == "check":
+        check()
     else:
         sys.exit(__doc__)

@@ -36,6 +36,7 @@ pub struct AuditionModel {
     pub vector: Vec<f32>,
     /// Model id (sha prefix).
     pub model_id: u32,
+    runs: u64,
 }
 
 impl AuditionModel {
@@ -52,6 +53,7 @@ impl AuditionModel {
             mel: LogMel::new(CHUNK, BANDS, f64::from(AUDIO_RATE)),
             vector: vec![0.0; EMBED_DIM],
             model_id: entry.model_id(),
+            runs: 0,
         })
     }
 
@@ -110,6 +112,12 @@ impl AuditionModel {
         }
         self.state.copy_from_slice(st);
         self.vector[0] = p;
+        drop(out);
+        self.runs += 1;
+        if self.runs == 1 {
+            // The arenas for activations exist now: back them with huge pages too.
+            runtime::advise_huge_pages();
+        }
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use super::language::LanguageModel;
 use super::models;
 use super::proprioception;
 use super::sources::Frame;
-use super::vision::{self, VisionModel};
+use super::vision::VisionModel;
 use super::RegionError;
 use crate::body::RobotParams;
 use crate::msg::BodyState;
@@ -24,12 +24,13 @@ pub const SENTENCE: &str = "go to the red ball next to the blue box and stop the
 /// Benchmark settings.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Timed iterations per region and side (split over `rounds`).
+    /// Timed iterations per region and side.
     pub iters: usize,
     /// Untimed warm-up iterations per region and side.
     pub warmup: usize,
-    /// Alternating Rust/Python rounds.
-    pub rounds: usize,
+    /// Iterations per side before switching to the other side (short alternating blocks, so
+    /// load from other processes hits both sides alike).
+    pub block: usize,
     /// Intra-op threads on both sides.
     pub threads: usize,
     /// Whether to run the Python side.
@@ -41,15 +42,24 @@ impl Default for BenchOptions {
         Self {
             iters: 200,
             warmup: 10,
-            rounds: 10,
+            block: 5,
             threads: 1,
             python: true,
         }
     }
 }
 
-/// Latency summary of one side.
-fn summary(ns: &mut [u64]) -> Value {
+/// Latency summary of one side: wall-clock percentiles, throughput, thread-CPU median.
+fn summary(s: &Samples) -> Value {
+    let mut cpu = s.cpu.clone();
+    cpu.sort_unstable();
+    let cpu_p50 = cpu.get(cpu.len() / 2).copied().unwrap_or(0) as f64 / 1e3;
+    let mut v = wall_summary(&mut s.wall.clone());
+    v["cpu_p50_us"] = json!(round3(cpu_p50));
+    v
+}
+
+fn wall_summary(ns: &mut [u64]) -> Value {
     ns.sort_unstable();
     let q = |p: f64| -> f64 {
         if ns.is_empty() {
@@ -83,7 +93,7 @@ struct PyWorker {
 }
 
 impl PyWorker {
-    fn start(threads: usize) -> Result<Self, String> {
+    fn start(threads: usize, cpu: Option<usize>) -> Result<Self, String> {
         let root = models::project_root();
         let py = root.join(".cache/venv/bin/python");
         let script = root.join("scripts/models/bench_regions.py");
@@ -99,6 +109,8 @@ impl PyWorker {
             .arg(models::models_dir())
             .arg("--threads")
             .arg(threads.to_string())
+            .arg("--cpu")
+            .arg(cpu.map(|c| c.to_string()).unwrap_or_else(|| "-1".into()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -130,16 +142,21 @@ impl PyWorker {
         serde_json::from_str(&line).map_err(|e| format!("python worker said {line:?}: {e}"))
     }
 
-    fn run(&mut self, region: &str, n: usize) -> Result<Vec<u64>, String> {
+    fn run(&mut self, region: &str, n: usize) -> Result<Samples, String> {
         writeln!(self.stdin, "{region} {n}").map_err(|e| format!("python worker: {e}"))?;
         self.stdin
             .flush()
             .map_err(|e| format!("python worker: {e}"))?;
         let v = self.read_line()?;
-        Ok(v["ns"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
-            .unwrap_or_default())
+        let list = |k: &str| -> Vec<u64> {
+            v[k].as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+                .unwrap_or_default()
+        };
+        Ok(Samples {
+            wall: list("ns"),
+            cpu: list("cpu_ns"),
+        })
     }
 }
 
@@ -151,15 +168,82 @@ impl Drop for PyWorker {
     }
 }
 
+/// CPU time consumed by the calling thread, ns. With one intra-op thread ONNX Runtime runs the
+/// whole graph on the calling thread, so this is the inference's own work, without the time the
+/// thread spent preempted by other processes.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Pin the calling thread to one CPU (so both sides share a core and its caches); returns the CPU
+/// or `None` when not permitted.
+fn pin_to_last_cpu() -> Option<usize> {
+    let n = std::thread::available_parallelism().map(|n| n.get()).ok()?;
+    let cpu = n.checked_sub(1)?;
+    // SAFETY: cpu_set_t is plain data; we pass its size and a valid pointer for this thread (0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+            Some(cpu)
+        } else {
+            None
+        }
+    }
+}
+
+/// Undo [`pin_to_last_cpu`]: allow every CPU again.
+fn unpin() {
+    let Ok(n) = std::thread::available_parallelism() else {
+        return;
+    };
+    // SAFETY: as in pin_to_last_cpu.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in 0..n.get() {
+            libc::CPU_SET(c, &mut set);
+        }
+        let _ = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Wall-clock and thread-CPU latencies of `n` calls.
+#[derive(Debug, Default, Clone)]
+struct Samples {
+    wall: Vec<u64>,
+    cpu: Vec<u64>,
+}
+
+impl Samples {
+    fn extend(&mut self, o: Samples) {
+        self.wall.extend(o.wall);
+        self.cpu.extend(o.cpu);
+    }
+}
+
 fn time_n(
     n: usize,
     mut f: impl FnMut() -> Result<(), RegionError>,
-) -> Result<Vec<u64>, RegionError> {
-    let mut out = Vec::with_capacity(n);
+) -> Result<Samples, RegionError> {
+    let mut out = Samples {
+        wall: Vec::with_capacity(n),
+        cpu: Vec::with_capacity(n),
+    };
     for _ in 0..n {
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         f()?;
-        out.push(t0.elapsed().as_nanos() as u64);
+        out.wall.push(t0.elapsed().as_nanos() as u64);
+        out.cpu.push(thread_cpu_ns().saturating_sub(c0));
     }
     Ok(out)
 }
@@ -167,8 +251,8 @@ fn time_n(
 /// Run the benchmark; returns the JSON report.
 pub fn bench_regions(opts: &BenchOptions) -> Result<Value, RegionError> {
     let threads = opts.threads.max(1);
-    let rounds = opts.rounds.max(1);
-    let per_round = opts.iters.max(rounds).div_ceil(rounds);
+    let per_round = opts.block.max(1);
+    let rounds = opts.iters.max(1).div_ceil(per_round);
 
     let mut vision = VisionModel::load("vision", threads)?;
     for (i, v) in vision.input_mut().iter_mut().enumerate() {
@@ -185,8 +269,14 @@ pub fn bench_regions(opts: &BenchOptions) -> Result<Value, RegionError> {
     // The timed VAD input: the same 576 samples as the Python side.
     audition.process(&chunk[..super::audition::CHUNK])?;
 
+    // With one thread per side, both sides run on the same core, taking turns.
+    let cpu = if threads == 1 {
+        pin_to_last_cpu()
+    } else {
+        None
+    };
     let mut py = if opts.python {
-        match PyWorker::start(threads) {
+        match PyWorker::start(threads, cpu) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("python side skipped: {e}");
@@ -199,8 +289,8 @@ pub fn bench_regions(opts: &BenchOptions) -> Result<Value, RegionError> {
     let mut python_error: Option<String> = None;
 
     let names = ["vision", "language", "audition"];
-    let mut rust: Vec<Vec<u64>> = vec![Vec::new(); 3];
-    let mut python: Vec<Vec<u64>> = vec![Vec::new(); 3];
+    let mut rust: Vec<Samples> = vec![Samples::default(); 3];
+    let mut python: Vec<Samples> = vec![Samples::default(); 3];
     // Warm-up both sides.
     for (k, name) in names.iter().enumerate() {
         match k {
@@ -241,6 +331,9 @@ pub fn bench_regions(opts: &BenchOptions) -> Result<Value, RegionError> {
         }
     }
     drop(py);
+    if cpu.is_some() {
+        unpin();
+    }
 
     // Whole region steps (pre/post-processing included), Rust only.
     let frame = Frame {
@@ -249,9 +342,10 @@ pub fn bench_regions(opts: &BenchOptions) -> Result<Value, RegionError> {
         stamp_ns: 0,
         data: (0..320 * 240 * 3).map(|i| (i % 251) as u8).collect(),
     };
-    let step_vision = time_n(per_round, || vision.run_frame(&frame))?;
-    let step_language = time_n(per_round, || language.embed(SENTENCE).map(|_| ()))?;
-    let step_audition = time_n(per_round, || {
+    let step_iters = (opts.iters / 2).max(10);
+    let step_vision = time_n(step_iters, || vision.run_frame(&frame))?;
+    let step_language = time_n(step_iters, || language.embed(SENTENCE).map(|_| ()))?;
+    let step_audition = time_n(step_iters, || {
         audition
             .process(&chunk[..super::audition::CHUNK])
             .map(|_| ())
@@ -272,30 +366,32 @@ pub fn bench_regions(opts: &BenchOptions) -> Result<Value, RegionError> {
     let mut regions = serde_json::Map::new();
     let steps = [step_vision, step_language, step_audition];
     for (k, name) in names.iter().enumerate() {
-        let r = summary(&mut rust[k]);
+        let r = summary(&rust[k]);
         let mut entry = json!({
             "model": match k { 0 => "vision.onnx", 1 => "language.onnx", _ => "silero_vad.onnx" },
-            "rust": r,
-            "rust_step": summary(&mut steps[k].clone()),
+            "rust": r.clone(),
+            "rust_step": summary(&steps[k]),
         });
-        if !python[k].is_empty() {
-            let p = summary(&mut python[k]);
-            let ratio =
-                r["p50_us"].as_f64().unwrap_or(0.0) / p["p50_us"].as_f64().unwrap_or(1.0).max(1e-9);
+        if !python[k].wall.is_empty() {
+            let p = summary(&python[k]);
+            let ratio = |key: &str| {
+                round3(r[key].as_f64().unwrap_or(0.0) / p[key].as_f64().unwrap_or(1.0).max(1e-9))
+            };
+            entry["ratio_cpu_p50"] = json!(ratio("cpu_p50_us"));
+            entry["ratio_p50"] = json!(ratio("p50_us"));
             entry["python"] = p;
-            entry["ratio_p50"] = json!(round3(ratio));
         }
         regions.insert((*name).into(), entry);
     }
     regions.insert(
         "proprioception".into(),
-        json!({ "model": null, "rust_step": summary(&mut step_proprio.clone()) }),
+        json!({ "model": null, "rust_step": summary(&step_proprio) }),
     );
-    let _ = vision::SIZE;
     Ok(json!({
         "threads": threads,
+        "pinned_cpu": cpu,
         "iters": per_round * rounds,
-        "rounds": rounds,
+        "block": per_round,
         "python": if python_error.is_none() && opts.python { "onnxruntime 1.32.0 (.cache/venv)" } else { "skipped" },
         "python_error": python_error,
         "regions": Value::Object(regions),

@@ -30,6 +30,7 @@ pub struct LanguageModel {
     pub embedding: Vec<f32>,
     /// Model id (sha prefix).
     pub model_id: u32,
+    runs: u64,
 }
 
 impl LanguageModel {
@@ -48,6 +49,7 @@ impl LanguageModel {
             mask: Vec::with_capacity(128),
             embedding: vec![0.0; EMBED_DIM],
             model_id: entry.model_id(),
+            runs: 0,
         })
     }
 
@@ -95,6 +97,12 @@ impl LanguageModel {
             return Err(err(&format!("embedding has {} values", data.len())));
         }
         self.embedding.copy_from_slice(data);
+        drop(out);
+        self.runs += 1;
+        if self.runs == 1 {
+            // The arenas for activations exist now: back them with huge pages too.
+            runtime::advise_huge_pages();
+        }
         Ok(())
     }
 

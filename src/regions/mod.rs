@@ -77,37 +77,20 @@ pub enum RegionError {
 }
 
 /// An embedding borrowed from a region's preallocated output buffers: what a region hands to
-/// the integrator's input slot (which copies it without allocating).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EmbeddingRef<'a> {
-    /// Which region produced it.
-    pub region: RegionId,
-    /// Per-region sequence number of published embeddings, from 0.
-    pub seq: u64,
-    /// Capture time of the input, ns.
-    pub stamp_ns: u64,
-    /// Model id: the first four bytes of the model file's sha256 (0 for model-free regions).
-    pub model_id: u32,
-    /// The embedding vector.
-    pub vector: &'a [f32],
-    /// Spatial grid `[rows, cols, channels]`, `[0, 0, 0]` when absent.
-    pub grid: [u32; 3],
-    /// Row-major spatial tokens (`rows * cols * channels` values, empty when absent).
-    pub spatial: &'a [f32],
-}
+/// the integrator's input slot (which copies it without allocating). It is the integrator's own
+/// slot type, so `step`'s output goes straight into `SlotWriter::publish`.
+pub use crate::integrator::slots::EmbeddingRef;
 
-impl EmbeddingRef<'_> {
-    /// The serialisable (bus/MCAP) form; allocates.
-    pub fn to_message(&self) -> Embedding {
-        Embedding {
-            region: self.region,
-            seq: self.seq,
-            stamp_ns: self.stamp_ns,
-            model: format!("{}:{:08x}", self.region.name(), self.model_id),
-            vector: self.vector.to_vec(),
-            grid: self.grid,
-            spatial: self.spatial.to_vec(),
-        }
+/// The serialisable (bus/MCAP) form of a region's embedding; allocates.
+pub fn to_message(region: RegionId, e: &EmbeddingRef<'_>) -> Embedding {
+    Embedding {
+        region,
+        seq: e.seq,
+        stamp_ns: e.stamp_ns,
+        model: format!("{}:{:08x}", region.name(), e.model_id),
+        vector: e.vector.to_vec(),
+        grid: e.grid,
+        spatial: e.spatial.to_vec(),
     }
 }
 
@@ -245,7 +228,6 @@ impl RegionCore {
         self.seq += 1;
         self.stats.published += 1;
         EmbeddingRef {
-            region: self.id,
             seq,
             stamp_ns,
             model_id: self.model_id,

@@ -35,23 +35,26 @@ pub fn preprocess(frame: &Frame, out: &mut [f32]) -> Result<(), RegionError> {
     let (x0, y0) = ((w - m) / 2, (h - m) / 2);
     let scale = m as f64 / SIZE as f64;
     let max = (m - 1) as f64;
-    let coord = |i: usize| -> (usize, usize, f64) {
+    // Source coordinates of every output column/row: (low index, high index, weight of high).
+    let mut taps = [(0usize, 0usize, 0.0f64); SIZE];
+    for (i, t) in taps.iter_mut().enumerate() {
         let s = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, max);
         let lo = s.floor() as usize;
-        let hi = (lo + 1).min(m - 1);
-        (lo, hi, s - lo as f64)
+        *t = (lo, (lo + 1).min(m - 1), s - lo as f64);
+    }
+    let row = |y: usize| {
+        let start = ((y0 + y) * w + x0) * 3;
+        &frame.data[start..start + m * 3]
     };
-    let px = |x: usize, y: usize, c: usize| -> f64 {
-        f64::from(frame.data[((y0 + y) * w + (x0 + x)) * 3 + c])
-    };
-    for oy in 0..SIZE {
-        let (ylo, yhi, wy) = coord(oy);
-        for ox in 0..SIZE {
-            let (xlo, xhi, wx) = coord(ox);
+    for (oy, &(ylo, yhi, wy)) in taps.iter().enumerate() {
+        let (top_row, bot_row) = (row(ylo), row(yhi));
+        let out_row = &mut out[oy * SIZE * 3..(oy + 1) * SIZE * 3];
+        for (o, &(xlo, xhi, wx)) in out_row.chunks_exact_mut(3).zip(taps.iter()) {
             for c in 0..3 {
-                let top = px(xlo, ylo, c) * (1.0 - wx) + px(xhi, ylo, c) * wx;
-                let bot = px(xlo, yhi, c) * (1.0 - wx) + px(xhi, yhi, c) * wx;
-                out[(oy * SIZE + ox) * 3 + c] = (top * (1.0 - wy) + bot * wy) as f32;
+                let p = |r: &[u8], x: usize| f64::from(r[x * 3 + c]);
+                let top = p(top_row, xlo) * (1.0 - wx) + p(top_row, xhi) * wx;
+                let bot = p(bot_row, xlo) * (1.0 - wx) + p(bot_row, xhi) * wx;
+                o[c] = (top * (1.0 - wy) + bot * wy) as f32;
             }
         }
     }
@@ -70,6 +73,7 @@ pub struct VisionModel {
     pub logits: Vec<f32>,
     /// Model id (sha prefix).
     pub model_id: u32,
+    runs: u64,
 }
 
 impl VisionModel {
@@ -83,6 +87,7 @@ impl VisionModel {
             spatial: vec![0.0; GRID * GRID * EMBED_DIM],
             logits: vec![0.0; CLASSES],
             model_id: entry.model_id(),
+            runs: 0,
         })
     }
 
@@ -127,7 +132,17 @@ impl VisionModel {
             }
             dst.copy_from_slice(data);
         }
+        drop(out);
+        self.after_run();
         Ok(())
+    }
+
+    fn after_run(&mut self) {
+        self.runs += 1;
+        if self.runs == 1 {
+            // The arenas for activations exist now: back them with huge pages too.
+            runtime::advise_huge_pages();
+        }
     }
 
     /// The `k` most likely ImageNet class indices of the last run, best first.
