@@ -53,13 +53,6 @@ firmware-test: bootstrap
 
 test: firmware-test
 
-# Integrator: the real loop at 100 Hz, unloaded and beside 2 CPU burners, and tick cost vs context.
-.PHONY: bench-loop
-bench-loop: build
-	$(BIN) bench loop --seconds 20 --rate 100
-	$(BIN) bench loop --seconds 20 --rate 100 --stress 2 --context 4096
-	$(CARGO) bench --bench loop_context
-
 # Regions: every model file matches models/manifest.toml, and Python onnxruntime still gives the
 # committed fixtures' expected outputs (tests/regions.rs holds Rust to them within 1e-4).
 .PHONY: check-models bench-regions
