@@ -118,13 +118,16 @@ impl Drop for Board {
     }
 }
 
+/// Rewrites a complete frame from the board before the host sees it (fault injection).
+pub type FrameFilter = Box<dyn FnMut(&mut Vec<u8>)>;
+
 /// Board + host session on one simulated clock.
 pub struct Rig {
     pub board: Board,
     pub session: Session,
     pub t_ns: u64,
     /// Applied to every complete frame from the board before the session sees it.
-    pub downlink_filter: Option<Box<dyn FnMut(&mut Vec<u8>)>>,
+    pub downlink_filter: Option<FrameFilter>,
     partial: Vec<u8>,
 }
 
