@@ -6,7 +6,9 @@ use brainloop::body::RobotParams;
 use brainloop::config::Config;
 use brainloop::report::mcap::{replay, ReplayOptions};
 use brainloop::report::Summary;
+use brainloop::sim::camera::SimCamera;
 use brainloop::sim::episode::{run_episode, run_eval, BrainKind, EpisodeOptions};
+use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::Scenario;
 use std::path::Path;
 use std::process::Command;
@@ -93,6 +95,39 @@ fn camera_runs_are_deterministic_report_fully_and_replay() {
     assert_eq!(counts["/body/state"], a.ticks);
     assert!(counts["/camera/image"] >= 1);
 
+    // Segmentation: with the red ball straight ahead, the pixels at the image centre show it.
+    let ahead = Scenario::parse(
+        "instruction = \"go to the red ball\"\ntime_limit_s = 5\n[goal]\nobject = \"red ball\"\n\
+         [arena]\nstart = [-1.0, 0.0, 0.0]\ngoal_at = [-0.2, 0.0]\n",
+        "t",
+        "t",
+    )
+    .unwrap()
+    .layout(1)
+    .unwrap();
+    let p = RobotParams::load_default();
+    let mut body = MujocoBody::new(p.clone(), &ahead).unwrap();
+    let mut cam = SimCamera::new(&body, p.camera_width, p.camera_height).unwrap();
+    let seg = cam.render_segmentation(&mut body).unwrap();
+    let rgb = cam.render_rgb(&mut body).unwrap();
+    let (w, h) = (seg.width as usize, seg.height as usize);
+    let centre = (h / 2) * w + w / 2;
+    let g = seg.geom[centre];
+    assert!(g >= 0, "centre pixel shows nothing");
+    assert_eq!(body.object_of_geom(g as usize), Some(ahead.goal_index));
+    let px = &rgb.data[centre * 3..centre * 3 + 3];
+    assert!(
+        px[0] > 120 && px[1] < 80 && px[2] < 80,
+        "centre pixel {px:?} is not red"
+    );
+    let ball_pixels = seg
+        .geom
+        .iter()
+        .filter(|&&id| id >= 0 && body.object_of_geom(id as usize) == Some(0))
+        .count();
+    assert!(ball_pixels > 200 && ball_pixels < w * h, "{ball_pixels}");
+    drop(cam);
+
     // A different seed is a different world.
     let c = run(
         &s,
@@ -117,7 +152,9 @@ fn camera_runs_are_deterministic_report_fully_and_replay() {
     assert!(x
         .brain
         .starts_with("integrator[vision,language,audition,proprioception]"));
-    assert!(x.path_length_m > 0.05, "the brain moved the robot: {x:?}");
+    assert_eq!(x.ticks, 151, "{x:?}");
+    assert_eq!(x.link_frames_sent, x.ticks, "{x:?}");
+    assert!(x.camera_frames >= 30, "{x:?}");
 }
 
 #[test]

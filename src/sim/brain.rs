@@ -33,6 +33,9 @@ pub enum BrainError {
     /// The integrator refused the configuration.
     #[error(transparent)]
     Integrator(#[from] crate::integrator::IntegratorError),
+    /// The decision policy could not be built.
+    #[error("policy: {0}")]
+    Policy(String),
     /// A region could not be built (e.g. its model file is missing).
     #[error("region {region}: {message} (build the models with `make bootstrap` or `brainloop models build`)")]
     Region {
@@ -128,9 +131,23 @@ impl std::fmt::Debug for IntegratorBrain {
     }
 }
 
+/// Which decision policy the integrator uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyKind {
+    /// The grounded policy when its trained connector is there, else the pilot (with a warning).
+    #[default]
+    Auto,
+    /// The language-grounded policy (instruction embedding x aligned vision tokens).
+    Grounded,
+    /// The classical colour pilot (instruction words x pixel colours), a baseline.
+    Pilot,
+}
+
 /// Options of the simulated brain.
 #[derive(Debug, Clone, Default)]
 pub struct BrainOptions {
+    /// Decision policy.
+    pub policy: PolicyKind,
     /// Run the vision region (needs camera frames).
     pub vision: bool,
     /// Wall-clock compute timing (real-time runs) instead of the deterministic model.
@@ -166,10 +183,37 @@ impl IntegratorBrain {
         }
         let hfov = camera_hfov(params);
         let sightings: SightingCell = Arc::new(Mutex::new(None));
-        let policy = PilotPolicy::new(instruction, hfov, sightings.clone());
-        let pilot_target = policy.pilot.target();
-        let policy_name = policy.name();
-        integrator.set_policy(Box::new(policy));
+        let grounded = match opts.policy {
+            PolicyKind::Pilot => None,
+            PolicyKind::Grounded => Some(crate::grounding::load_policy(params).map_err(|e| {
+                BrainError::Policy(format!(
+                    "{e} (train it with `brainloop align`, or use `--policy pilot`)"
+                ))
+            })?),
+            PolicyKind::Auto => match crate::grounding::load_policy(params) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(
+                        "grounded policy unavailable ({e}); the colour pilot decides instead"
+                    );
+                    None
+                }
+            },
+        };
+        let (pilot_target, policy_name) = match grounded {
+            None => {
+                let policy = PilotPolicy::new(instruction, hfov, sightings.clone());
+                let target = policy.pilot.target();
+                let name = policy.name();
+                integrator.set_policy(Box::new(policy));
+                (target, name)
+            }
+            Some(policy) => {
+                let name = Policy::name(&policy);
+                integrator.set_policy(Box::new(policy));
+                (None, name)
+            }
+        };
         let slots = integrator.slots();
         let shed = ShedLevel::from_atomic(integrator.shed_level());
         let frames = SharedFrame::new();

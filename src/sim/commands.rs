@@ -49,6 +49,8 @@ pub struct CommonArgs {
     pub no_drowsiness_feedback: bool,
     /// Which brain drives.
     pub brain: BrainKind,
+    /// The integrator's decision policy.
+    pub policy: crate::sim::brain::PolicyKind,
 }
 
 /// `brainloop sim` arguments.
@@ -103,6 +105,7 @@ fn episode_options(common: &CommonArgs) -> EpisodeOptions {
         realtime: common.realtime,
         stress_ms: common.stress_ms,
         brain: common.brain,
+        policy: common.policy,
         ..Default::default()
     }
 }

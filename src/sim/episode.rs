@@ -12,7 +12,7 @@ use crate::config::{Config, LimitsConfig};
 use crate::msg::{Instruction, Mode, Twist};
 use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
 use crate::sim::board::SimBoard;
-use crate::sim::brain::{BrainOptions, IntegratorBrain};
+use crate::sim::brain::{BrainOptions, IntegratorBrain, PolicyKind};
 use crate::sim::camera::{RgbFrame, SimCamera};
 use crate::sim::mjcf::TIMESTEP;
 use crate::sim::mujoco::MujocoBody;
@@ -75,6 +75,8 @@ pub struct EpisodeOptions {
     pub brain: BrainKind,
     /// End the episode when the goal is reached (benchmarks keep running).
     pub stop_on_success: bool,
+    /// The integrator's decision policy.
+    pub policy: PolicyKind,
 }
 
 impl Default for EpisodeOptions {
@@ -89,6 +91,7 @@ impl Default for EpisodeOptions {
             report_dir: None,
             brain: BrainKind::Integrator,
             stop_on_success: true,
+            policy: PolicyKind::Auto,
         }
     }
 }
@@ -248,6 +251,7 @@ pub fn make_brain(
             params,
             instruction,
             &BrainOptions {
+                policy: opts.policy,
                 vision: opts.camera,
                 wall_clock: opts.realtime,
                 stress_ns: (opts.stress_ms * 1e6) as u64,
