@@ -102,6 +102,11 @@ struct RunCli {
     /// Do not read console commands from standard input.
     #[arg(long)]
     no_console: bool,
+    /// Join the ROS 2 graph over DDS (no ROS 2 installation needed): /brainloop/instruction,
+    /// /brainloop/teleop/cmd_vel, /brainloop/estop in; /cmd_vel, /brainloop/drowsiness out.
+    #[cfg(feature = "dds")]
+    #[arg(long)]
+    dds: bool,
 }
 
 impl RunCli {
@@ -123,6 +128,8 @@ impl RunCli {
             wav: self.wav.clone(),
             seconds: self.seconds,
             console: !self.no_console,
+            #[cfg(feature = "dds")]
+            dds: self.dds,
         })
     }
 }

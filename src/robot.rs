@@ -49,6 +49,10 @@ pub struct RunOptions {
     pub seconds: Option<f64>,
     /// Read console commands from standard input.
     pub console: bool,
+    /// Join the ROS 2 graph over DDS (feature `dds`): instructions, teleop and e-stop from
+    /// `/brainloop/*` topics; `/cmd_vel` and `/brainloop/drowsiness` published.
+    #[cfg(feature = "dds")]
+    pub dds: bool,
 }
 
 /// What a run did, printed at the end.
@@ -342,6 +346,27 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             .context("cannot start the console thread")?;
     }
 
+    #[cfg(feature = "dds")]
+    let dds = if opts.dds {
+        let (tx, rx) = crossbeam_channel::bounded::<Instruction>(16);
+        let cfg = crate::bus::dds::DdsConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bridge = crate::bus::dds::DdsBridge::start_with_teleop(cfg, teleop.clone(), tx)
+            .map_err(|e| anyhow::anyhow!("cannot join the ROS 2 graph over DDS: {e}"))?;
+        let inbox3 = inbox.clone();
+        std::thread::Builder::new()
+            .name("dds-instructions".into())
+            .spawn(move || {
+                for i in rx {
+                    inbox3.set(i);
+                }
+            })
+            .context("cannot start the DDS instruction thread")?;
+        tracing::info!("on the ROS 2 graph over DDS as /brainloop");
+        Some(bridge)
+    } else {
+        None
+    };
+
     let t0 = monotonic_ns();
     let mut last = TickRecord::default();
     let mut drowsiness_max = 0.0f64;
@@ -351,6 +376,12 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         while let Some(r) = ring.pop() {
             drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
             last = r;
+        }
+        #[cfg(feature = "dds")]
+        if let Some(b) = &dds {
+            let out = b.outlet();
+            out.cmd_vel(last.twist);
+            out.set_drowsiness(last.drowsiness);
         }
         let now = monotonic_ns();
         if now - last_log > 1_000_000_000 {
