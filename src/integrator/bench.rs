@@ -133,8 +133,8 @@ pub struct LoopBenchReport {
     pub feedback: bool,
     /// Burner threads.
     pub stress: usize,
-    /// Burner scheduling actually used.
-    pub stress_class: StressClass,
+    /// Burner scheduling actually used (absent without burners).
+    pub stress_class: Option<StressClass>,
     /// Ticks per region in which it was stale (slot order: vision, language, audition,
     /// proprioception).
     pub region_stale_ticks: [u64; RegionId::COUNT],
@@ -430,10 +430,10 @@ pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<Loop
         &cfg,
         &outcome,
         &slots,
-        if stress_rt {
-            StressClass::Realtime
-        } else {
-            StressClass::Normal
+        match (args.stress, stress_rt) {
+            (0, _) => None,
+            (_, true) => Some(StressClass::Realtime),
+            (_, false) => Some(StressClass::Normal),
         },
         ring.dropped(),
     ))
@@ -445,7 +445,7 @@ fn summarise(
     cfg: &Config,
     outcome: &rt::RtOutcome<WallBody>,
     slots: &super::InputSlots,
-    stress_class: StressClass,
+    stress_class: Option<StressClass>,
     dropped: u64,
 ) -> LoopBenchReport {
     let mut jitter = LatencyHistogram::new();
