@@ -28,7 +28,7 @@ pub mod vision;
 use crate::config::{Config, RegionConfig};
 use crate::msg::{Embedding, RegionId};
 pub use runtime::{Health, RegionStats};
-pub use sources::{AudioSource, BodyStateSource, Frame, FrameSource};
+pub use sources::{AudioSource, BodyStateSource, Camera, Frame, FrameSource, ReconnectingCamera};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

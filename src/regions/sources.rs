@@ -166,6 +166,110 @@ impl FrameSource for SharedFrame {
     }
 }
 
+/// A camera device seam: open it, grab frames. A real camera driver implements it (no driver
+/// is built in yet; OpenCV's `VideoCapture` is the intended one) and tests use fakes;
+/// [`ReconnectingCamera`] adds reconnection with backoff on top.
+pub trait Camera: Send {
+    /// (Re)open the device.
+    fn open(&mut self) -> Result<(), String>;
+    /// Grab the newest frame; an error means the device is gone (it will be reopened).
+    fn grab(&mut self) -> Result<Frame, String>;
+    /// Name for reports, e.g. `/dev/video0`.
+    fn name(&self) -> String;
+}
+
+/// A [`FrameSource`] over a [`Camera`] that survives disconnects: when the device fails, it is
+/// reopened with exponential backoff (`min_backoff_ns` doubling up to `max_backoff_ns`, timed on
+/// the caller's clock, so tests are deterministic), and every disconnect is counted and logged once.
+pub struct ReconnectingCamera<C: Camera> {
+    camera: C,
+    open: bool,
+    next_try_ns: u64,
+    backoff_ns: u64,
+    min_backoff_ns: u64,
+    max_backoff_ns: u64,
+    /// Times the device was lost.
+    pub disconnects: u64,
+    /// Failed reopen attempts.
+    pub failed_opens: u64,
+    /// The last error, if the camera is down.
+    pub last_error: Option<String>,
+}
+
+impl<C: Camera> ReconnectingCamera<C> {
+    /// Wrap `camera`; backoff from 100 ms up to 5 s.
+    pub fn new(camera: C) -> Self {
+        Self::with_backoff(camera, 100_000_000, 5_000_000_000)
+    }
+
+    /// Wrap `camera` with the given backoff bounds (ns).
+    pub fn with_backoff(camera: C, min_backoff_ns: u64, max_backoff_ns: u64) -> Self {
+        Self {
+            camera,
+            open: false,
+            next_try_ns: 0,
+            backoff_ns: min_backoff_ns.max(1),
+            min_backoff_ns: min_backoff_ns.max(1),
+            max_backoff_ns: max_backoff_ns.max(min_backoff_ns.max(1)),
+            disconnects: 0,
+            failed_opens: 0,
+            last_error: None,
+        }
+    }
+
+    /// Whether the device is currently open.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    fn schedule_retry(&mut self, now_ns: u64, e: String) {
+        self.next_try_ns = now_ns.saturating_add(self.backoff_ns);
+        self.backoff_ns = (self.backoff_ns.saturating_mul(2)).min(self.max_backoff_ns);
+        self.last_error = Some(e);
+    }
+}
+
+impl<C: Camera> FrameSource for ReconnectingCamera<C> {
+    fn latest(&mut self, now_ns: u64) -> Option<Frame> {
+        if !self.open {
+            if now_ns < self.next_try_ns {
+                return None;
+            }
+            match self.camera.open() {
+                Ok(()) => {
+                    if self.disconnects > 0 || self.failed_opens > 0 {
+                        tracing::info!("camera {} reopened", self.camera.name());
+                    }
+                    self.open = true;
+                    self.backoff_ns = self.min_backoff_ns;
+                    self.last_error = None;
+                }
+                Err(e) => {
+                    self.failed_opens += 1;
+                    self.schedule_retry(now_ns, e);
+                    return None;
+                }
+            }
+        }
+        match self.camera.grab() {
+            Ok(mut f) => {
+                f.stamp_ns = now_ns;
+                Some(f)
+            }
+            Err(e) => {
+                self.disconnects += 1;
+                tracing::warn!(
+                    "camera {} lost ({e}); retrying with backoff",
+                    self.camera.name()
+                );
+                self.open = false;
+                self.schedule_retry(now_ns, e);
+                None
+            }
+        }
+    }
+}
+
 /// Sample rate every audio source delivers, Hz.
 pub const AUDIO_RATE: u32 = 16_000;
 
@@ -354,6 +458,67 @@ mod tests {
         assert_eq!(buf[0], 1.0);
         assert_eq!(buf[511], 2.0);
         assert!(src.read_chunk(6, &mut buf).is_none());
+    }
+
+    struct FakeCamera {
+        up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        opens: u32,
+    }
+
+    impl Camera for FakeCamera {
+        fn open(&mut self) -> Result<(), String> {
+            self.opens += 1;
+            if self.up.load(std::sync::atomic::Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("no such device".into())
+            }
+        }
+        fn grab(&mut self) -> Result<Frame, String> {
+            if self.up.load(std::sync::atomic::Ordering::Relaxed) {
+                Ok(Frame {
+                    width: 1,
+                    height: 1,
+                    stamp_ns: 0,
+                    data: vec![1, 2, 3],
+                })
+            } else {
+                Err("unplugged".into())
+            }
+        }
+        fn name(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    #[test]
+    fn a_lost_camera_is_reopened_with_backoff() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let up = std::sync::Arc::new(AtomicBool::new(true));
+        let cam = FakeCamera {
+            up: up.clone(),
+            opens: 0,
+        };
+        let ms = 1_000_000u64;
+        let mut src = ReconnectingCamera::with_backoff(cam, 100 * ms, 400 * ms);
+        assert!(src.latest(0).is_some());
+        up.store(false, Ordering::Relaxed);
+        assert!(src.latest(10 * ms).is_none());
+        assert_eq!(src.disconnects, 1);
+        // Retries at +100 ms, then +200, +400, +400 (capped); nothing in between.
+        let mut attempts = vec![];
+        for t in (11..=1200).map(|k| k * ms) {
+            let before = src.failed_opens;
+            assert!(src.latest(t).is_none());
+            if src.failed_opens > before {
+                attempts.push(t / ms);
+            }
+        }
+        assert_eq!(attempts, vec![110, 310, 710, 1110]);
+        up.store(true, Ordering::Relaxed);
+        assert!(src.latest(1300 * ms).is_none(), "still backing off");
+        assert!(src.latest(1510 * ms).is_some(), "reopened");
+        assert!(src.is_open() && src.last_error.is_none());
     }
 
     #[test]
