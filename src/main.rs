@@ -75,7 +75,7 @@ enum Command {
 }
 
 /// `brainloop run` / `brainloop ros2` options.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct RunCli {
     /// Configuration file.
     #[arg(long, default_value = "config/default.toml")]
@@ -110,6 +110,19 @@ struct RunCli {
 }
 
 impl RunCli {
+    /// Options for `brainloop ros2`, where `--body ros2` (a ROS 2 base driver) is also allowed.
+    #[cfg(feature = "ros2")]
+    fn options_ros2(&self) -> Result<brainloop::robot::RunOptions> {
+        if self.body.as_deref() == Some("ros2") {
+            return RunCli {
+                body: None,
+                ..self.clone()
+            }
+            .options();
+        }
+        self.options()
+    }
+
     fn options(&self) -> Result<brainloop::robot::RunOptions> {
         use brainloop::config::BodyKind;
         let body = match self.body.as_deref() {
@@ -141,7 +154,8 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP_SIGNAL.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-fn run_robot(cli: &RunCli) -> Result<ExitCode> {
+/// A stop flag set by Ctrl-C / SIGTERM.
+fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -156,6 +170,11 @@ fn run_robot(cli: &RunCli) -> Result<ExitCode> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     });
+    stop
+}
+
+fn run_robot(cli: &RunCli) -> Result<ExitCode> {
+    let stop = stop_on_signal();
     let summary = brainloop::robot::run(&cli.options()?, stop)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(ExitCode::SUCCESS)
@@ -466,12 +485,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(r) => run_robot(&r),
         #[cfg(feature = "ros2")]
         Command::Ros2(r) => {
-            let bridge = brainloop::ros2::Ros2Bridge::start(
-                "brainloop",
-                brainloop::body::RobotParams::load_default(),
-            )?;
-            let _keep = bridge;
-            run_robot(&r)
+            let robot = brainloop::body::RobotParams::load_default();
+            let bridge = brainloop::ros2::Ros2Bridge::start("brainloop", robot.clone())?;
+            let inputs = brainloop::robot::RunInputs::default();
+            bridge.forward_to(inputs.clone())?;
+            let mut opts = r.options_ros2()?;
+            let body: Option<Box<dyn brainloop::body::Body>> = if r.body.as_deref() == Some("ros2") {
+                opts.body = None;
+                Some(Box::new(bridge.body(robot)))
+            } else {
+                None
+            };
+            let summary = brainloop::robot::run_with(&opts, stop_on_signal(), inputs, body)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(_) => {

@@ -96,6 +96,8 @@ impl BodyStateSource for BodyCell {
 /// A body for the real-time loop: the serial link, or the kinematic model advanced by the wall
 /// clock.
 enum RunBody {
+    /// A body supplied by the caller (e.g. a ROS 2 base driver).
+    External(Box<dyn Body>),
     Serial(SerialLink),
     Kinematic {
         body: Box<KinematicBody>,
@@ -106,12 +108,14 @@ enum RunBody {
 impl Body for RunBody {
     fn command(&mut self, wheels: WheelSpeeds) -> Result<(), BodyError> {
         match self {
+            RunBody::External(b) => b.command(wheels),
             RunBody::Serial(b) => b.command(wheels),
             RunBody::Kinematic { body, .. } => body.command(wheels),
         }
     }
     fn state(&self) -> BodyState {
         match self {
+            RunBody::External(b) => b.state(),
             RunBody::Serial(b) => b.state(),
             RunBody::Kinematic { body, last_ns } => BodyState {
                 stamp_ns: *last_ns,
@@ -121,18 +125,21 @@ impl Body for RunBody {
     }
     fn estop(&mut self) {
         match self {
+            RunBody::External(b) => b.estop(),
             RunBody::Serial(b) => b.estop(),
             RunBody::Kinematic { body, .. } => body.estop(),
         }
     }
     fn clear_estop(&mut self) {
         match self {
+            RunBody::External(b) => b.clear_estop(),
             RunBody::Serial(b) => b.clear_estop(),
             RunBody::Kinematic { body, .. } => body.clear_estop(),
         }
     }
     fn name(&self) -> String {
         match self {
+            RunBody::External(b) => b.name(),
             RunBody::Serial(b) => b.name(),
             RunBody::Kinematic { body, .. } => body.name(),
         }
@@ -261,15 +268,47 @@ fn console_line(line: &str, inbox: &InstructionInbox, teleop: &TeleopInput) -> b
     true
 }
 
+/// Inputs from outside the process (a ROS 2 node, a bus) that the run should obey.
+#[derive(Clone)]
+pub struct RunInputs {
+    /// Instructions for the language region.
+    pub inbox: InstructionInbox,
+    /// Teleop override for the motor stage.
+    pub teleop: Arc<TeleopInput>,
+}
+
+impl Default for RunInputs {
+    fn default() -> Self {
+        Self {
+            inbox: InstructionInbox::new(),
+            teleop: TeleopInput::new(),
+        }
+    }
+}
+
 /// Run the brain in real time until the time limit, `/quit` or Ctrl-C.
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+    run_with(opts, stop, RunInputs::default(), None)
+}
+
+/// [`run`] with inputs shared with the caller and, optionally, a body the caller built (e.g.
+/// `ros2::Ros2Body`); without one, the body comes from the configuration.
+pub fn run_with(
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+    inputs: RunInputs,
+    external_body: Option<Box<dyn Body>>,
+) -> Result<RunSummary> {
     let mut cfg = Config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(p) = &opts.port {
         cfg.body.port = p.clone();
     }
     let kind = opts.body.unwrap_or(cfg.body.kind);
     let robot = RobotParams::load_default();
-    let body = open_body(&cfg, &robot, kind)?;
+    let body = match external_body {
+        Some(b) => RunBody::External(b),
+        None => open_body(&cfg, &robot, kind)?,
+    };
     // A region without an input does not run, and the integrator must not wait for it (nor
     // count it stale and grow drowsy over a sense the robot does not have).
     for (name, has_input) in [
@@ -288,11 +327,10 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         anyhow::anyhow!("{e} (train it with `brainloop align`, or run `make bootstrap`)")
     })?;
     integrator.set_policy(Box::new(policy));
-    let teleop = TeleopInput::new();
+    let RunInputs { inbox, teleop } = inputs;
     integrator.set_teleop(teleop.clone());
     let body_name = body.name();
 
-    let inbox = InstructionInbox::new();
     if let Some(text) = &opts.instruction {
         inbox.set(Instruction {
             stamp_ns: monotonic_ns(),

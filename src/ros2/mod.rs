@@ -174,6 +174,22 @@ impl Ros2Bridge {
         })
     }
 
+    /// Forward what arrives from ROS 2 into a run's inputs (on its own thread).
+    pub fn forward_to(&self, inputs: crate::robot::RunInputs) -> std::io::Result<()> {
+        let rx = self.incoming.clone();
+        std::thread::Builder::new()
+            .name("ros2-forward".into())
+            .spawn(move || {
+                for m in rx {
+                    match m {
+                        FromRos::Instruction(i) => inputs.inbox.set(i),
+                        FromRos::Teleop(c) => inputs.teleop.send(c, now_ns()),
+                    }
+                }
+            })
+            .map(|_| ())
+    }
+
     /// A body driven through `/cmd_vel` and read from `/joint_states` + `/imu`.
     pub fn body(&self, robot: RobotParams) -> Ros2Body {
         Ros2Body {
