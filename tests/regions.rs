@@ -54,7 +54,7 @@ fn vision_matches_python_on_photos() {
     let mut worst = 0.0f32;
     for img in exp["images"].as_array().unwrap() {
         let path = fixtures().join(img["file"].as_str().unwrap());
-        let src = ImageFiles::open(&[path.clone()], 1.0).unwrap();
+        let src = ImageFiles::open(std::slice::from_ref(&path), 1.0).unwrap();
         let mut r = VisionRegion::new(&cfg("vision", 10.0), Box::new(src), ShedLevel::new())
             .unwrap_or_else(|e| panic!("{e}"));
         let e = r.step(1_000).unwrap().expect("a frame gives an embedding");
