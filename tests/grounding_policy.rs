@@ -147,6 +147,7 @@ impl World {
             let concept = o.concept.unwrap_or(BACKGROUND);
             // Rows: objects near the horizon cover the middle rows; closer ones more rows.
             let rows_half = ((half / (hfov / 2.0)) * 3.5).ceil() as i32;
+            #[allow(clippy::needless_range_loop)] // `col` is a geometric column index too
             for col in 0..7 {
                 let lo = -((col as f32 + 1.0) / 7.0 * 2.0 - 1.0) * (hfov / 2.0).tan();
                 let hi = -((col as f32) / 7.0 * 2.0 - 1.0) * (hfov / 2.0).tan();

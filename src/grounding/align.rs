@@ -84,6 +84,8 @@ pub struct AlignOptions {
     pub threads: usize,
     /// Held-out paraphrase set to report retrieval on (never used for fitting).
     pub paraphrases: Option<PathBuf>,
+    /// Signed square root on the features before the linear map.
+    pub sqrt_features: bool,
 }
 
 impl Default for AlignOptions {
@@ -96,6 +98,7 @@ impl Default for AlignOptions {
             seed: 2026,
             threads: 2,
             paraphrases: None,
+            sqrt_features: true,
         }
     }
 }
@@ -469,7 +472,14 @@ fn collect(
                 }
             }
             let Some((x, y, yaw)) = pose else { continue };
-            place(&mut body, x, y, yaw, rng.range(-0.05, 0.05))?;
+            // Tilt: level, or pitched forward onto the chassis nose as this body does after
+            // braking (about 0.32 rad).
+            let tilt = if rng.unit() < 0.35 {
+                rng.range(0.25, 0.36)
+            } else {
+                rng.range(-0.04, 0.06)
+            };
+            place(&mut body, x, y, yaw, tilt)?;
             let rgb = camera
                 .render_rgb(&mut body)
                 .map_err(|e| AlignError::Sim(e.to_string()))?;
@@ -747,6 +757,7 @@ pub fn run_align(
     let t1 = Instant::now();
     let (mut c, fit) = connector::fit(
         &train.samples,
+        opts.sqrt_features,
         concepts,
         &|g| g % 5 == 4,
         &[1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0],

@@ -75,6 +75,8 @@ struct Header {
     tau_query: f32,
     min_query_similarity: f32,
     lambda: f64,
+    #[serde(default)]
+    sqrt_features: bool,
 }
 
 const MAGIC: &[u8; 8] = b"BLCONN01";
@@ -105,6 +107,19 @@ pub struct AlignConnector {
     /// Below this raw cosine to every object concept, an instruction is taken as meaningless.
     pub min_query_similarity: f32,
     lambda: f64,
+    /// Features pass through a signed square root before standardising (tames the heavy tail
+    /// of ReLU6 activations for a linear map).
+    pub sqrt_features: bool,
+}
+
+/// The fixed feature transform before standardising.
+#[inline]
+fn transform(x: f32, sqrt: bool) -> f32 {
+    if sqrt {
+        x.signum() * x.abs().sqrt()
+    } else {
+        x
+    }
 }
 
 /// Unit-normalise in place (zero vectors stay zero).
@@ -179,7 +194,28 @@ impl AlignConnector {
             tau_query: 0.05,
             min_query_similarity: 0.35,
             lambda,
+            sqrt_features: false,
         })
+    }
+
+    /// [`AlignConnector::from_parts`] with the feature transform chosen.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts_with(
+        sqrt_features: bool,
+        in_dim: usize,
+        out_dim: usize,
+        feat_mean: Vec<f32>,
+        feat_scale: Vec<f32>,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        concepts: Vec<Concept>,
+        lambda: f64,
+    ) -> Result<Self, ConnectorError> {
+        let mut c = Self::from_parts(
+            in_dim, out_dim, feat_mean, feat_scale, weights, bias, concepts, lambda,
+        )?;
+        c.sqrt_features = sqrt_features;
+        Ok(c)
     }
 
     /// Input channels per spatial cell (1280 for EfficientNet-Lite0).
@@ -209,7 +245,7 @@ impl AlignConnector {
         debug_assert_eq!(out.len(), self.out_dim);
         out.copy_from_slice(&self.bias);
         for (i, &xi) in x.iter().enumerate().take(self.in_dim) {
-            let v = (xi - self.feat_mean[i]) * self.feat_scale[i];
+            let v = (transform(xi, self.sqrt_features) - self.feat_mean[i]) * self.feat_scale[i];
             if v != 0.0 && v.is_finite() {
                 let row = &self.weights[i * self.out_dim..(i + 1) * self.out_dim];
                 for (o, w) in out.iter_mut().zip(row) {
@@ -240,11 +276,7 @@ impl AlignConnector {
 
     /// Project a spatial map, allocating the output (the form the contract names).
     pub fn project(&self, spatial: &[f32]) -> Vec<f32> {
-        let cells = if self.in_dim == 0 {
-            0
-        } else {
-            spatial.len() / self.in_dim
-        };
+        let cells = spatial.len().checked_div(self.in_dim).unwrap_or(0);
         let mut out = vec![0.0; cells * self.out_dim];
         self.project_into(spatial, &mut out);
         out
@@ -303,6 +335,7 @@ impl AlignConnector {
             tau_query: self.tau_query,
             min_query_similarity: self.min_query_similarity,
             lambda: self.lambda,
+            sqrt_features: self.sqrt_features,
         };
         let json = serde_json::to_vec(&header).map_err(|e| ConnectorError::Format {
             path: path.into(),
@@ -408,6 +441,7 @@ impl AlignConnector {
         c.tau_token = h.tau_token;
         c.tau_query = h.tau_query;
         c.min_query_similarity = h.min_query_similarity;
+        c.sqrt_features = h.sqrt_features;
         Ok(c)
     }
 }
@@ -498,8 +532,10 @@ struct Normal {
     n: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn accumulate(
     s: &CellSamples,
+    sqrt: bool,
     rows: &[usize],
     mean: &[f64],
     scale: &[f64],
@@ -517,7 +553,7 @@ fn accumulate(
         yb.clear();
         for &r in chunk {
             for (j, &x) in s.row(r).iter().enumerate() {
-                xb.push((x as f64 - mean[j]) * scale[j]);
+                xb.push((transform(x, sqrt) as f64 - mean[j]) * scale[j]);
             }
             yb.extend_from_slice(&targets[s.labels[r] as usize]);
         }
@@ -564,6 +600,7 @@ fn solve(normal: &Normal, d: usize, out_dim: usize, lambda: f64) -> Result<Vec<f
 /// ridge penalty and the token temperature; the final weights are refitted on everything.
 pub fn fit(
     samples: &CellSamples,
+    sqrt: bool,
     concepts: Vec<Concept>,
     validation_groups: &dyn Fn(u32) -> bool,
     lambdas: &[f64],
@@ -585,8 +622,9 @@ pub fn fit(
     let mut sq = vec![0.0f64; d];
     for i in 0..n {
         for (j, &x) in samples.row(i).iter().enumerate() {
-            mean[j] += x as f64;
-            sq[j] += (x as f64) * (x as f64);
+            let x = transform(x, sqrt) as f64;
+            mean[j] += x;
+            sq[j] += x * x;
         }
     }
     let scale: Vec<f64> = (0..d)
@@ -622,9 +660,10 @@ pub fn fit(
     if train_rows.is_empty() {
         return Err(ConnectorError::Data("no training rows".into()));
     }
-    let tr = accumulate(samples, &train_rows, &mean, &scale, &targets, out_dim);
+    let tr = accumulate(samples, sqrt, &train_rows, &mean, &scale, &targets, out_dim);
     let make = |w: Vec<f64>, lambda: f64| {
-        AlignConnector::from_parts(
+        AlignConnector::from_parts_with(
+            sqrt,
             d,
             out_dim,
             mean.iter().map(|&x| x as f32).collect(),
@@ -653,7 +692,7 @@ pub fn fit(
     let all = if val_rows.is_empty() {
         tr
     } else {
-        let va = accumulate(samples, &val_rows, &mean, &scale, &targets, out_dim);
+        let va = accumulate(samples, sqrt, &val_rows, &mean, &scale, &targets, out_dim);
         if !search.is_empty() {
             // Token temperature: maximise the held-out likelihood of the true concept.
             let w = solve(&tr, d, out_dim, lambda)?;
@@ -788,7 +827,7 @@ mod tests {
     #[test]
     fn ridge_fit_recovers_concepts_on_held_out_views() {
         let (s, concepts) = synthetic(60, 0.3);
-        let (c, report) = fit(&s, concepts, &|g| g % 5 == 0, &[1e-3, 1e-2, 1e-1]).unwrap();
+        let (c, report) = fit(&s, false, concepts, &|g| g % 5 == 0, &[1e-3, 1e-2, 1e-1]).unwrap();
         assert_eq!(report.lambda_search.len(), 3);
         let held: Vec<usize> = (0..s.len()).filter(|&i| s.groups[i] % 5 == 0).collect();
         assert!(cell_accuracy(&c, &s, &held) > 0.95);
@@ -799,7 +838,7 @@ mod tests {
         let (mut s, concepts) = synthetic(60, 0.3);
         let mut rng = Lcg(99);
         s.features.iter_mut().for_each(|x| *x = rng.next());
-        let (c, _) = fit(&s, concepts, &|g| g % 5 == 0, &[1e-2]).unwrap();
+        let (c, _) = fit(&s, false, concepts, &|g| g % 5 == 0, &[1e-2]).unwrap();
         let held: Vec<usize> = (0..s.len()).filter(|&i| s.groups[i] % 5 == 0).collect();
         assert!(cell_accuracy(&c, &s, &held) < 0.5);
     }
@@ -807,7 +846,7 @@ mod tests {
     #[test]
     fn save_load_round_trip_and_checksum_guard() {
         let (s, concepts) = synthetic(10, 0.1);
-        let (c, _) = fit(&s, concepts, &|g| g == 0, &[1e-2]).unwrap();
+        let (c, _) = fit(&s, false, concepts, &|g| g == 0, &[1e-2]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.bin");
         let digest = c.save(&p).unwrap();

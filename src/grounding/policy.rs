@@ -35,6 +35,8 @@ pub struct PolicyParams {
     pub see_confidence: f32,
     /// Consecutive frames above `see_confidence` before approaching.
     pub see_frames: u32,
+    /// Cells the target must fill to look near (arrival and ignoring its range echo).
+    pub near_cells: usize,
     /// Range (from the sensor) along the target bearing at which the robot has arrived, m.
     pub arrive_range: f32,
     /// Largest |bearing| for arrival, rad.
@@ -71,18 +73,19 @@ impl PolicyParams {
             hfov,
             range_fov: (p.range_fov_deg as f32).to_radians(),
             range_max: p.range_max as f32,
-            max_linear: 0.3,
+            max_linear: 0.4,
             max_angular: 1.6,
-            scan_rate: 0.9,
-            see_confidence: 0.5,
+            scan_rate: 1.3,
+            see_confidence: 0.4,
             see_frames: 2,
+            near_cells: 3,
             arrive_range: 0.24,
             arrive_bearing: 0.25,
             clearance: 0.4,
             stop_distance: 0.14,
             corridor_half_width: 0.13,
             memory_s: 3.0,
-            wander_distance: 1.2,
+            wander_distance: 1.5,
             wander_time_s: 6.0,
             wheel_radius: p.wheel_radius as f32,
             wheel_separation: p.wheel_separation as f32,
@@ -195,6 +198,12 @@ impl Echo {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Idle,
+    /// Back up a little and stop, so the body settles on its caster (level camera) before a
+    /// scan; then scan in direction `dir`.
+    Settle {
+        until_ns: u64,
+        dir: f32,
+    },
     Scan {
         prev: f32,
         turned: f32,
@@ -231,10 +240,13 @@ pub struct GroundedPolicy {
     seen_frames: u32,
     target_heading: f32,
     target_seen_ns: Option<u64>,
+    near_seen_ns: Option<u64>,
     looked: [bool; HEADING_BINS],
     free: [f32; HEADING_BINS],
     came_from: Option<f32>,
     scans: u32,
+    /// Low-passed forward accelerometer reading (gravity shows here when the body pitches).
+    pitch_accel: f32,
 }
 
 fn wrap(a: f32) -> f32 {
@@ -274,10 +286,12 @@ impl GroundedPolicy {
             seen_frames: 0,
             target_heading: 0.0,
             target_seen_ns: None,
+            near_seen_ns: None,
             looked: [false; HEADING_BINS],
             free: [0.0; HEADING_BINS],
             came_from: None,
             scans: 0,
+            pitch_accel: 0.0,
         }
     }
 
@@ -298,8 +312,15 @@ impl GroundedPolicy {
         }
     }
 
-    /// Forget everything (new episode).
+    /// After a pause (sleep or an e-stop): the instruction, the plan, the odometry and where
+    /// the target was last seen are still true, so only the frame counters restart.
     pub fn reset(&mut self) {
+        self.seen_frames = 0;
+        self.last_ns = None;
+    }
+
+    /// Forget everything, the instruction included (a new episode).
+    pub fn clear(&mut self) {
         let q = self.query.clone();
         let p = self.params.clone();
         *self = Self::new(q, p);
@@ -314,10 +335,19 @@ impl GroundedPolicy {
             Some(_) if wrap(self.target_heading - self.heading) < 0.0 => -1.0,
             _ => 1.0,
         };
-        self.phase = Phase::Scan {
-            prev: self.heading,
-            turned: 0.0,
-            dir,
+        // Braking tips this body forward onto its nose (the camera then sees only the floor
+        // near it): when the accelerometer says so, back up briefly first.
+        self.phase = if self.pitch_accel < -1.2 {
+            Phase::Settle {
+                until_ns: self.last_ns.unwrap_or(0) + 500_000_000,
+                dir,
+            }
+        } else {
+            Phase::Scan {
+                prev: self.heading,
+                turned: 0.0,
+                dir,
+            }
         };
     }
 
@@ -340,6 +370,11 @@ impl GroundedPolicy {
             }
         }
         self.last_ticks = Some(body.encoder_ticks);
+        let ax = body.accel[0] as f32;
+        if ax.is_finite() && dt > 0.0 {
+            let a = (dt / 0.3).min(1.0);
+            self.pitch_accel += a * (ax.clamp(-20.0, 20.0) - self.pitch_accel);
+        }
         let gyro = body.gyro_z as f32;
         let turn = if gyro.is_finite() && gyro != 0.0 {
             gyro * dt
@@ -535,6 +570,7 @@ impl GroundedPolicy {
                     let info = self.query.set_instruction(q);
                     self.seen_frames = 0;
                     self.target_seen_ns = None;
+                    self.near_seen_ns = None;
                     self.percept = Percept::default();
                     if info.meaningful {
                         self.start_search();
@@ -582,6 +618,7 @@ impl GroundedPolicy {
             reason = ?self.reason,
             heat = ?&p.heat[..p.cols],
             range = ?&input.body.range[..input.body.range_count as usize],
+            accel = ?input.body.accel,
             "grounding: percept"
         );
         // Mark the headings this frame covered, with the free range straight ahead.
@@ -600,6 +637,9 @@ impl GroundedPolicy {
             if self.seen_frames >= self.params.see_frames {
                 self.target_heading = wrap(self.heading + p.bearing);
                 self.target_seen_ns = Some(input.now_ns);
+                if p.cells >= self.params.near_cells {
+                    self.near_seen_ns = Some(input.now_ns);
+                }
             }
         } else {
             self.seen_frames = 0;
@@ -671,14 +711,19 @@ impl GroundedPolicy {
                 let bearing = wrap(self.target_heading - self.heading);
                 let fresh = now.saturating_sub(self.target_seen_ns.unwrap_or(0)) < 1_500_000_000;
                 let r = self.range_at(body, bearing);
+                // Whether the target looks near (it fills several cells): only then is the
+                // echo along its bearing the target itself rather than something in front of it.
+                let looks_near = self
+                    .near_seen_ns
+                    .is_some_and(|t| now.saturating_sub(t) < 1_500_000_000);
                 // The target's own echo: rays near its bearing that read no nearer than it.
-                let ignore = Some(Echo {
+                let ignore = looks_near.then_some(Echo {
                     dir: bearing,
                     half: 32f32.to_radians(),
                     min_range: r.unwrap_or(self.params.range_max) - 0.04,
                 });
                 let close = r.is_some_and(|r| r <= self.params.arrive_range);
-                if close && bearing.abs() <= self.params.arrive_bearing && fresh {
+                if close && looks_near && bearing.abs() <= self.params.arrive_bearing && fresh {
                     self.phase = Phase::Arrived;
                     self.reason = Reason::Arrived;
                     tracing::info!("grounding: arrived at the target");
@@ -697,6 +742,28 @@ impl GroundedPolicy {
                     self.reason = Reason::Approaching;
                     self.out(Mode::Approach, t)
                 }
+            }
+            Phase::Settle { until_ns, dir } => {
+                if now >= until_ns {
+                    self.phase = Phase::Scan {
+                        prev: self.heading,
+                        turned: 0.0,
+                        dir,
+                    };
+                }
+                let back = if now + 200_000_000 < until_ns {
+                    -0.1
+                } else {
+                    0.0
+                };
+                self.reason = Reason::Scanning;
+                self.out(
+                    Mode::Search,
+                    Twist {
+                        linear: back,
+                        angular: 0.0,
+                    },
+                )
             }
             Phase::Scan { prev, turned, dir } => {
                 let turned = turned + wrap(self.heading - prev).abs();
