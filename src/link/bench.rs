@@ -327,10 +327,17 @@ pub fn run(opts: &LinkBenchOptions) -> Result<LinkBenchReport, LinkBenchError> {
     let before = link.health().stats;
     let start = Instant::now();
     let mut next = start;
+    // Jitter each interval (±25 %, fixed-seed xorshift) so command times sample every phase of
+    // the board's 10 ms telemetry cycle instead of locking to one.
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     while start.elapsed().as_secs_f64() < opts.duration_s {
         drive(&mut link, k);
         k += 1;
-        next += period;
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let u = (rng >> 11) as f64 / (1u64 << 53) as f64;
+        next += period.mul_f64(0.75 + 0.5 * u);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let elapsed = start.elapsed().as_secs_f64();
