@@ -271,6 +271,33 @@ impl Session {
 mod tests {
     use super::*;
     use crate::link::codec::encode_frame_vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5e55_1011),
+            ..ProptestConfig::default()
+        })]
+        /// Any byte stream: no panic, every delimiter-ended chunk is either a frame or an error.
+        #[test]
+        fn garbage_never_panics(chunks in proptest::collection::vec(
+            proptest::collection::vec(1u8..=255, 0..80), 0..20)) {
+            let mut s = Session::new();
+            let mut wire = Vec::new();
+            let mut nonempty = 0u64;
+            for c in &chunks {
+                nonempty += u64::from(!c.is_empty());
+                wire.extend_from_slice(c);
+                wire.push(0);
+            }
+            for (i, part) in wire.chunks(7).enumerate() {
+                s.receive(i as u64 * 1000, part);
+            }
+            let st = s.stats();
+            prop_assert_eq!(st.frames_rx + st.crc_errors + st.decode_errors, nonempty);
+            let _ = s.body_state(&RobotParams::load_default());
+        }
+    }
 
     fn tlm(last_seq: u16, enc: [i32; 2], rx_errors: u16) -> Message {
         Message::Telemetry(Telemetry {
