@@ -60,6 +60,18 @@ fn measure(width: usize, context: usize, ticks: usize) -> (f64, f64) {
 }
 
 fn main() {
+    // Measure like the real loop runs: SCHED_FIFO and locked memory when permitted, so the
+    // numbers are the tick's compute, not another process's time slice.
+    let rt = brainloop::integrator::rt::make_realtime(&brainloop::integrator::rt::RtOptions {
+        wait: brainloop::config::WaitStrategy::Sleep,
+        spin_margin_ns: 0,
+        priority: 50,
+        lock_memory: true,
+    });
+    println!(
+        "SCHED_FIFO: {:?}, memory locked: {}",
+        rt.fifo_priority, rt.memory_locked
+    );
     let quick = std::env::args().any(|a| a == "--quick");
     let ticks = if quick { 300 } else { 2000 };
     println!("tick cost vs context (full working memory), {ticks} ticks per point");
