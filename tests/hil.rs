@@ -257,3 +257,34 @@ fn corrupted_traffic_executes_no_wrong_command_and_every_bad_frame_is_counted() 
         "good commands still drive the wheels"
     );
 }
+
+#[test]
+fn info_and_parameters_round_trip_through_the_firmware() {
+    let mut rig = Rig::new();
+    rig.send(Message::InfoRequest);
+    rig.step_ms(20);
+    let info = rig.session.info().expect("INFO frame");
+    assert_eq!(info.proto, brainloop::link::codec::VERSION);
+    assert_eq!(info.fw, [1, 0, 0]);
+    println!(
+        "info: fw {:?} build {:08x} reset cause {:#04x}",
+        info.fw, info.build_id, info.reset_cause
+    );
+    // A PWM limit of 60 caps the drive; an out-of-range watchdog period is refused.
+    let mut p = brainloop::link::codec::Params::DEFAULT;
+    p.pwm_limit = 60;
+    rig.send(Message::SetParams(p));
+    for ms in 0..400u64 {
+        if ms % 50 == 0 {
+            rig.wheels(15.0, 15.0);
+        }
+        rig.step_ms(1);
+        assert!(rig.board.pwm(0) <= 60 && rig.board.pwm(1) <= 60);
+    }
+    assert_eq!(rig.board.pwm(0), 60, "saturated at the new limit");
+    assert!(rig.tlm().faults & fault::PWM_SATURATED != 0);
+    p.watchdog_ms = 5;
+    let seq = rig.send(Message::SetParams(p));
+    rig.step_ms(20);
+    assert_eq!(rig.session.last_nack(), Some((seq, NackReason::OutOfRange)));
+}

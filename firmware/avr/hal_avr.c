@@ -15,7 +15,8 @@ static volatile uint8_t tx_buf[TX_SIZE], tx_head, tx_tail;
 static volatile uint32_t millis_count;
 static volatile int32_t enc_count[2];
 static volatile uint8_t enc_prev;
-static uint8_t reset_cause;
+/* .noinit: written in .init3, before the C runtime clears .bss. */
+static uint8_t reset_cause __attribute__((section(".noinit")));
 static uint16_t battery_mv;
 static uint32_t battery_next;
 
