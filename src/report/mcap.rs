@@ -239,10 +239,16 @@ pub fn replay(
             }
         }
         let line = serde_json::json!({"t": (rel * 1e6).round() / 1e6, "topic": topic, "msg": msg});
-        writeln!(out, "{line}").map_err(|source| RecordError::Io {
-            path: "stdout".into(),
-            source,
-        })?;
+        if let Err(source) = writeln!(out, "{line}") {
+            // The reader went away (e.g. `| head`): stop quietly.
+            if source.kind() == std::io::ErrorKind::BrokenPipe {
+                break;
+            }
+            return Err(RecordError::Io {
+                path: "stdout".into(),
+                source,
+            });
+        }
     }
     if counts.is_empty() && opts.topics.is_empty() {
         return Err(bad(&"no messages"));
