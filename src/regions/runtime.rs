@@ -91,11 +91,13 @@ pub fn session(model: &Path, threads: usize) -> Result<Session, RegionError> {
 /// weights it just loaded, and its arenas) with 2 MB transparent huge pages, collapsing them now
 /// (`MADV_COLLAPSE`, Linux 6.1+) rather than waiting for khugepaged. Inference streams tens of
 /// megabytes of weights per run; with 4 KB pages most of those reads also miss the TLB. Contents
-/// are unchanged; where the kernel refuses (older kernel, THP off) nothing happens. Returns the
+/// are unchanged; where the kernel refuses (older kernel, THP off) nothing happens. Called only
+/// when a session is created and after its first run (start-up), never per frame. Returns the
 /// bytes advised.
 pub fn advise_huge_pages() -> u64 {
     const HUGE: u64 = 2 << 20;
     const MADV_COLLAPSE: libc::c_int = 25;
+    const MIN_LEN: u64 = 4 * HUGE;
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return 0;
     };
@@ -117,7 +119,8 @@ pub fn advise_huge_pages() -> u64 {
         };
         let start = a.div_ceil(HUGE) * HUGE;
         let end = b / HUGE * HUGE;
-        if end <= start {
+        // Only large mappings (weights, arenas): leave thread stacks and small heaps alone.
+        if end <= start || end - start < MIN_LEN {
             continue;
         }
         let len = (end - start) as usize;
