@@ -280,3 +280,20 @@ fn spawned_region_runs_at_its_rate_and_stops() {
     assert_eq!(status.published.load(Ordering::Relaxed), n);
     assert_eq!(region.stats().published, n);
 }
+
+#[test]
+fn an_image_folder_plays_as_a_video_through_one_region() {
+    let exp = expected();
+    let images = exp["images"].as_array().unwrap();
+    // Sorted by name: cat, coffee, rocket, as in expected.json.
+    let src = ImageFiles::open(&[fixtures().join("images")], 10.0).unwrap();
+    assert_eq!(src.len(), images.len());
+    let mut r = VisionRegion::new(&cfg("vision", 10.0), Box::new(src), ShedLevel::new()).unwrap();
+    for (k, img) in images.iter().enumerate() {
+        let e = r.step(k as u64 * 100_000_000).unwrap().unwrap();
+        assert_eq!(e.seq, k as u64);
+        let d = max_diff(e.vector, &floats(&img["embedding"]));
+        assert!(d < TOL, "frame {k}: {d}");
+    }
+    assert_eq!(r.stats().inferences, images.len() as u64);
+}
