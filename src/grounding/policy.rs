@@ -442,6 +442,17 @@ impl GroundedPolicy {
         m
     }
 
+    /// Angle and distance of the nearest range reading.
+    fn nearest_ray(&self, body: &BodyState) -> (f32, f32) {
+        let n = (body.range_count as usize).min(body.range.len());
+        (0..n)
+            .map(|k| (self.ray_angle(k, n), self.ray(body, k)))
+            .fold(
+                (0.0, self.params.range_max),
+                |b, x| if x.1 < b.1 { x } else { b },
+            )
+    }
+
     /// Range along a bearing: the nearest of the rays within 12° of it.
     fn range_at(&self, body: &BodyState, bearing: f32) -> Option<f32> {
         let n = (body.range_count as usize).min(body.range.len());
@@ -767,6 +778,15 @@ impl GroundedPolicy {
             }
             Phase::Scan { prev, turned, dir } => {
                 let turned = turned + wrap(self.heading - prev).abs();
+                // Close to something: turn away from it (the nose swings towards the side we
+                // turn to) and ease back if very close.
+                let (near_angle, near_r) = self.nearest_ray(body);
+                let dir = if near_r < 0.3 && near_angle.abs() > 0.05 {
+                    -near_angle.signum()
+                } else {
+                    dir
+                };
+                let back = if near_r < 0.25 { -0.06 } else { 0.0 };
                 let all = self.looked.iter().all(|&l| l);
                 if all || turned > TAU + 0.5 {
                     self.scans += 1;
@@ -788,7 +808,7 @@ impl GroundedPolicy {
                 self.out(
                     Mode::Search,
                     Twist {
-                        linear: 0.0,
+                        linear: back,
                         angular: (dir * self.params.scan_rate) as f64,
                     },
                 )
@@ -805,10 +825,15 @@ impl GroundedPolicy {
                 self.reason = Reason::Turning;
                 let w = (2.0 * err).clamp(-self.params.max_angular, self.params.max_angular);
                 let w = if w.abs() < 0.4 { 0.4 * err.signum() } else { w };
+                let back = if self.nearest_ray(body).1 < 0.16 {
+                    -0.06
+                } else {
+                    0.0
+                };
                 self.out(
                     Mode::Search,
                     Twist {
-                        linear: 0.0,
+                        linear: back,
                         angular: w as f64,
                     },
                 )
@@ -822,7 +847,7 @@ impl GroundedPolicy {
                 let elapsed = now.saturating_sub(start_ns) as f32 * 1e-9;
                 let desired = wrap(heading - self.heading);
                 let (t, blocked) = self.steer(body, desired, speed, None, caution);
-                let stuck = self.front_min(body, None) < self.params.clearance * 0.6;
+                let stuck = self.front_min(body, None) < self.params.clearance * 1.1;
                 if travelled >= self.params.wander_distance
                     || elapsed >= self.params.wander_time_s
                     || (stuck && elapsed > 0.5)
