@@ -285,6 +285,9 @@ enum BenchCmd {
         /// Firmware directory (built with `make -C DIR sim` if needed).
         #[arg(long, default_value = "firmware")]
         firmware: PathBuf,
+        /// SCHED_FIFO priority of the emulated board and the link thread when permitted (0: off).
+        #[arg(long, default_value_t = 20)]
+        realtime_priority: u32,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -605,6 +608,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seconds,
                 rate,
                 firmware,
+                realtime_priority,
                 json,
             } => {
                 use brainloop::link::bench;
@@ -612,6 +616,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     firmware_dir: firmware,
                     duration_s: seconds,
                     command_rate_hz: rate,
+                    realtime_priority,
                 };
                 let report = bench::run(&opts)?;
                 if json {

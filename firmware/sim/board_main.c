@@ -1,8 +1,10 @@
 /* board-sim: the emulated board as a process, paced to wall-clock time, UART bridged to a pty
  * so `brainloop` connects to it exactly as to a real board.
  *
- *   board-sim FIRMWARE.elf [--link PATH] [--speed X]
+ *   board-sim FIRMWARE.elf [--link PATH] [--speed X] [--realtime PRIO]
  *
+ * --realtime PRIO runs the pacing loop under SCHED_FIFO (when permitted) so a busy machine does
+ * not make the emulated board fall behind wall-clock time.
  * Prints `pty <slave path>` when the pty is ready (and makes PATH a symlink to it), then reads
  * commands on stdin, one per line:
  *   status  -> `status t=<s> w0=<rad/s> w1=<rad/s> pwm0=<n> pwm1=<n> rx=<bytes> tx=<bytes>`
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,20 +82,23 @@ int main(int argc, char **argv)
 {
     const char *elf = NULL, *link = NULL;
     double speed = 1.0;
+    int rt_prio = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--link") && i + 1 < argc)
             link = argv[++i];
         else if (!strcmp(argv[i], "--speed") && i + 1 < argc)
             speed = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--realtime") && i + 1 < argc)
+            rt_prio = atoi(argv[++i]);
         else if (argv[i][0] != '-')
             elf = argv[i];
         else {
-            fprintf(stderr, "usage: board-sim FIRMWARE.elf [--link PATH] [--speed X]\n");
+            fprintf(stderr, "usage: board-sim FIRMWARE.elf [--link PATH] [--speed X] [--realtime PRIO]\n");
             return 2;
         }
     }
     if (!elf || !(speed > 0)) {
-        fprintf(stderr, "usage: board-sim FIRMWARE.elf [--link PATH] [--speed X]\n");
+        fprintf(stderr, "usage: board-sim FIRMWARE.elf [--link PATH] [--speed X] [--realtime PRIO]\n");
         return 2;
     }
     /* simavr prints loader messages on stdout: keep stdout for our protocol. */
@@ -110,6 +116,11 @@ int main(int argc, char **argv)
     }
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* 1 ns timer slack: pacing wakes on time */
+    if (rt_prio > 0) {
+        struct sched_param sp = {.sched_priority = rt_prio};
+        if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+            fprintf(stderr, "board-sim: SCHED_FIFO not permitted, running unprioritised\n");
+    }
     uint64_t t0 = now_ns();
     uint64_t rx_total = 0, tx_total = 0;
     char cmd[256];

@@ -42,6 +42,8 @@ pub struct LinkBenchOptions {
     pub duration_s: f64,
     /// New setpoints per second.
     pub command_rate_hz: f64,
+    /// SCHED_FIFO priority for the emulated board and the link thread when permitted (0: off).
+    pub realtime_priority: u32,
 }
 
 impl Default for LinkBenchOptions {
@@ -50,6 +52,7 @@ impl Default for LinkBenchOptions {
             firmware_dir: PathBuf::from("firmware"),
             duration_s: 3.0,
             command_rate_hz: 50.0,
+            realtime_priority: 20,
         }
     }
 }
@@ -168,6 +171,16 @@ pub struct BoardProcess {
 impl BoardProcess {
     /// Start the emulated board paced at 1x and wait for its pty.
     pub fn start(board_sim: &Path, elf: &Path) -> Result<Self, LinkBenchError> {
+        Self::start_with(board_sim, elf, 0)
+    }
+
+    /// As [`BoardProcess::start`], with the pacing loop under SCHED_FIFO `realtime_priority`
+    /// when permitted (0: ordinary scheduling).
+    pub fn start_with(
+        board_sim: &Path,
+        elf: &Path,
+        realtime_priority: u32,
+    ) -> Result<Self, LinkBenchError> {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("brainloop-board-{}-{n}", std::process::id()));
@@ -177,6 +190,8 @@ impl BoardProcess {
             .arg(elf)
             .arg("--link")
             .arg(&link)
+            .arg("--realtime")
+            .arg(realtime_priority.min(99).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -300,8 +315,9 @@ pub fn run(opts: &LinkBenchOptions) -> Result<LinkBenchReport, LinkBenchError> {
         )));
     }
     let (board_sim, elf) = ensure_board_built(&opts.firmware_dir)?;
-    let board = BoardProcess::start(&board_sim, &elf)?;
-    let cfg = SerialConfig::new(board.link.to_string_lossy(), RobotParams::load_default());
+    let board = BoardProcess::start_with(&board_sim, &elf, opts.realtime_priority)?;
+    let mut cfg = SerialConfig::new(board.link.to_string_lossy(), RobotParams::load_default());
+    cfg.realtime_priority = opts.realtime_priority;
     let baud = cfg.baud;
     let mut link = SerialLink::open(cfg).map_err(io_err("starting the link thread"))?;
     if !link.wait_ready(Duration::from_secs(5)) {

@@ -39,6 +39,8 @@ pub struct SerialConfig {
     pub params: Option<Params>,
     /// Robot geometry, for odometry in [`BodyState`].
     pub robot: RobotParams,
+    /// SCHED_FIFO priority for the I/O thread when permitted (0: ordinary scheduling).
+    pub realtime_priority: u32,
 }
 
 impl SerialConfig {
@@ -55,6 +57,7 @@ impl SerialConfig {
             backoff_max_ms: 2_000,
             params: None,
             robot,
+            realtime_priority: 0,
         }
     }
 
@@ -243,7 +246,25 @@ fn publish(shared: &Shared, session: &Session, cfg: &SerialConfig, connected: bo
     });
 }
 
+/// Try SCHED_FIFO for the calling thread; returns whether it was granted.
+fn set_realtime(priority: u32) -> bool {
+    if priority == 0 {
+        return false;
+    }
+    let param = libc::sched_param {
+        sched_priority: priority.min(99) as libc::c_int,
+    };
+    // SAFETY: plain syscall on the current thread with a valid sched_param.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
 fn io_thread(cfg: SerialConfig, shared: Arc<Shared>) {
+    if cfg.realtime_priority > 0 && !set_realtime(cfg.realtime_priority) {
+        tracing::info!(
+            port = %cfg.port,
+            "link: SCHED_FIFO not permitted; the I/O thread runs with ordinary priority"
+        );
+    }
     let mut session = Session::new();
     let mut backoff = cfg.backoff_min_ms.max(1);
     let mut last_rx = 0u64;
