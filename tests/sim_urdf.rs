@@ -69,10 +69,12 @@ out = {
 }
 print(json.dumps(out))
 "#;
+    // xacro resolves a relative parameter path against the xacro file's folder: pass it absolute.
+    let yaml = std::fs::canonicalize(yaml).expect("parameter file");
     let out = Command::new(py)
         .arg("-c")
         .arg(script)
-        .arg(yaml)
+        .arg(&yaml)
         .output()
         .expect("run python");
     assert!(

@@ -75,8 +75,11 @@ pub struct Summary {
 pub struct TickSample {
     /// Simulated time, ns.
     pub now_ns: u64,
-    /// Wall-clock compute time of the tick, ns (not deterministic).
+    /// Compute time of the tick on the brain's own clock, ns (the integrator's deterministic
+    /// cost model in lockstep, the wall clock in real time).
     pub compute_ns: u64,
+    /// Wall-clock time the tick took in this process, ns (not deterministic).
+    pub wall_ns: u64,
     /// Drowsiness in [0, 1].
     pub drowsiness: f64,
     /// Missed cycles before this tick.
@@ -219,7 +222,7 @@ pub fn loop_png(
     }
     top.frame(
         &mut c,
-        "tick compute time (wall clock)",
+        "tick compute time (brain's clock; red: missed deadlines)",
         "sim time [s]",
         "ms",
     );

@@ -361,6 +361,7 @@ impl Brain for IntegratorBrain {
         TickSample {
             now_ns,
             compute_ns: r.compute_ns,
+            wall_ns: 0,
             drowsiness: r.drowsiness as f64,
             missed: r.missed as u32,
             linear: r.twist.linear,
