@@ -325,42 +325,55 @@ pub fn run(opts: &LinkBenchOptions) -> Result<LinkBenchReport, LinkBenchError> {
             "no telemetry from the emulated board within 5 s".into(),
         ));
     }
-    // Warm up for 0.3 s, then measure.
+    // The commanding "brain" runs on its own thread, under SCHED_FIFO when permitted, so other
+    // load on the machine does not thin out the commands being timed.
+    let rt = opts.realtime_priority;
+    let duration_s = opts.duration_s;
     let period = Duration::from_secs_f64(1.0 / opts.command_rate_hz);
-    let drive = |link: &mut SerialLink, k: u64| {
-        let v = if (k / 25) % 2 == 0 { 6.0 } else { -6.0 };
-        let _ = link.command(WheelSpeeds { left: v, right: -v });
-    };
-    let warm = Instant::now();
-    let mut k = 0u64;
-    while warm.elapsed() < Duration::from_millis(300) {
-        drive(&mut link, k);
-        k += 1;
-        std::thread::sleep(period);
-    }
-    link.reset_rtt();
-    std::thread::sleep(Duration::from_millis(20));
-    let before = link.health().stats;
-    let start = Instant::now();
-    let mut next = start;
-    // Jitter each interval (±25 %, fixed-seed xorshift) so command times sample every phase of
-    // the board's 10 ms telemetry cycle instead of locking to one.
-    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
-    while start.elapsed().as_secs_f64() < opts.duration_s {
-        drive(&mut link, k);
-        k += 1;
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let u = (rng >> 11) as f64 / (1u64 << 53) as f64;
-        next += period.mul_f64(0.75 + 0.5 * u);
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let health = link.health();
-    let _ = link.command(WheelSpeeds::default());
-    std::thread::sleep(Duration::from_millis(30));
-    drop(link);
+    let brain = std::thread::Builder::new()
+        .name("bench-brain".into())
+        .spawn(move || {
+            super::serial::set_realtime(rt);
+            let drive = |link: &mut SerialLink, k: u64| {
+                let v = if (k / 25) % 2 == 0 { 6.0 } else { -6.0 };
+                let _ = link.command(WheelSpeeds { left: v, right: -v });
+            };
+            // Warm up for 0.3 s, then measure.
+            let warm = Instant::now();
+            let mut k = 0u64;
+            while warm.elapsed() < Duration::from_millis(300) {
+                drive(&mut link, k);
+                k += 1;
+                std::thread::sleep(period);
+            }
+            link.reset_rtt();
+            std::thread::sleep(Duration::from_millis(20));
+            let before = link.health().stats;
+            let start = Instant::now();
+            let mut next = start;
+            // Jitter each interval (±25 %, fixed-seed xorshift) so command times sample every
+            // phase of the board's 10 ms telemetry cycle instead of locking to one.
+            let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+            while start.elapsed().as_secs_f64() < duration_s {
+                drive(&mut link, k);
+                k += 1;
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let u = (rng >> 11) as f64 / (1u64 << 53) as f64;
+                next += period.mul_f64(0.75 + 0.5 * u);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            let health = link.health();
+            let _ = link.command(WheelSpeeds::default());
+            std::thread::sleep(Duration::from_millis(30));
+            (before, health, elapsed)
+        })
+        .map_err(io_err("starting the bench thread"))?;
+    let (before, health, elapsed) = brain
+        .join()
+        .map_err(|_| LinkBenchError::Link("bench thread panicked".into()))?;
     drop(board);
     let s = health.stats;
     if s.rtt_samples == 0 {

@@ -247,7 +247,7 @@ fn publish(shared: &Shared, session: &Session, cfg: &SerialConfig, connected: bo
 }
 
 /// Try SCHED_FIFO for the calling thread; returns whether it was granted.
-fn set_realtime(priority: u32) -> bool {
+pub(crate) fn set_realtime(priority: u32) -> bool {
     if priority == 0 {
         return false;
     }
