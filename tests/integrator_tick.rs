@@ -335,3 +335,34 @@ fn growing_context_misses_then_sleep_restores_the_deadline() {
     assert!(before >= 40.0 && after == 0.0);
     assert!(rec[woke + 1..].iter().all(|r| r.drowsiness == 0.0));
 }
+
+/// A tick that starts late counts the deadlines that passed before it could start at once,
+/// over the interval in which they were missed; the one its own compute ran past counts on the
+/// next tick.
+#[test]
+fn late_start_counts_its_missed_deadlines_at_once() {
+    let mut cfg = config(256);
+    cfg.regions.values_mut().for_each(|r| r.enabled = false);
+    let params = RobotParams::load_default();
+    let mut integ = Integrator::new(&cfg, &params).unwrap();
+    integ.set_compute_timer(Box::new(ScheduledTimer(|_, _| 15_000)));
+    let mut body = KinematicBody::new(params);
+    integ.tick(0, &mut body);
+    // Scheduled at 20 ms, starts at 100 ms: deadlines 40, 60 and 80 ms have passed, and the
+    // compute runs past 100 ms too.
+    let r = *integ.tick(100_000_000, &mut body);
+    assert_eq!(r.lateness_ns, 80_000_000);
+    assert_eq!(r.missed, 4);
+    let a = 1.0 - (-0.1f64 / cfg.drowsiness.time_constant_s).exp();
+    assert!(
+        (r.drowsiness as f64 - (a * 3.0).min(1.0)).abs() < 1e-6,
+        "{}",
+        r.drowsiness
+    );
+    assert_eq!(integ.next_deadline(), Some(120_000_000));
+    let r2 = *integ.tick(120_000_000, &mut body);
+    assert_eq!((r2.lateness_ns, r2.missed), (0, 0));
+    let a2 = 1.0 - (-0.02f64 / cfg.drowsiness.time_constant_s).exp();
+    let expect = r.drowsiness as f64 + a2 * (1.0 - r.drowsiness as f64);
+    assert!((r2.drowsiness as f64 - expect).abs() < 1e-6);
+}

@@ -48,7 +48,9 @@ impl Drowsiness {
         } else {
             0.0
         };
-        self.level = (self.level + a * (input.min(1.0) - self.level)).clamp(0.0, 1.0);
+        // The input is the weighted count, not clipped: a tick that missed five deadlines at
+        // once weighs five times one that missed one. The level itself stays in [0, 1].
+        self.level = (self.level + a * (input - self.level)).clamp(0.0, 1.0);
         if self.level > self.cfg.sleep_threshold {
             self.above_since_ns.get_or_insert(now_ns);
         } else {

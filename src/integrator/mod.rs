@@ -542,11 +542,14 @@ impl Integrator {
             stale_count += 1;
         }
 
-        // Drowsiness (sim-time facts only: last tick's missed deadlines and this tick's
-        // staleness).
-        let d = self
-            .drowsiness
-            .update(now_ns, dt_s, self.pending_missed, stale_count);
+        // Drowsiness (facts on the brain's clock only): deadlines that passed before this tick
+        // could start count now, over the interval in which they were missed; deadlines missed
+        // by the previous tick's compute count now too (they were known only when it ended);
+        // plus this tick's staleness.
+        let late_missed = lateness.saturating_sub(1) / period;
+        let d =
+            self.drowsiness
+                .update(now_ns, dt_s, self.pending_missed + late_missed, stale_count);
         let feedback = self.drowsiness.feedback();
         let shed = self.drowsiness.shed_level();
         self.shed.store(shed, Ordering::Relaxed);
@@ -712,7 +715,7 @@ impl Integrator {
         // is one missed cycle.
         let overrun = span > period;
         let missed = if overrun { (span - 1) / period } else { 0 };
-        self.pending_missed = missed;
+        self.pending_missed = missed.saturating_sub(late_missed);
         self.next_deadline = Some(sched + (missed + 1) * period);
         self.health.ticks += 1;
         self.health.lateness.record(lateness);
