@@ -77,6 +77,14 @@ if [ "$(cat "$CACHE/stamps/requirements.sha" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$CACHE/stamps/requirements.sha"
 fi
 
+# Independent readers of our outputs (e.g. an MCAP check run with the machine's python3) need
+# the mcap reader outside the venv too.
+if ! python3 -c 'import mcap' 2>/dev/null; then
+  log "python3: installing the mcap reader"
+  python3 -m pip install --quiet --disable-pip-version-check "mcap==1.6.0" \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "mcap==1.6.0"
+fi
+
 # ---------------------------------------------------------------- models
 if [ -x "$ROOT/scripts/build-models.sh" ]; then
   "$ROOT/scripts/build-models.sh"
