@@ -246,8 +246,9 @@ fn publish(shared: &Shared, session: &Session, cfg: &SerialConfig, connected: bo
     });
 }
 
-/// Try SCHED_FIFO for the calling thread; returns whether it was granted.
-pub(crate) fn set_realtime(priority: u32) -> bool {
+/// Try SCHED_FIFO for the calling thread; returns whether it was granted (needs
+/// CAP_SYS_NICE or an rtprio limit).
+pub fn set_realtime(priority: u32) -> bool {
     if priority == 0 {
         return false;
     }
