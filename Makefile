@@ -6,7 +6,7 @@ CARGO ?= cargo
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/brainloop
 RUN_ARGS ?=
 
-.PHONY: run test bootstrap build fmt-check clippy cargo-test check-ros2 check-dds clean
+.PHONY: run test bootstrap build fmt-check clippy cargo-test check-ros2 check-features clean
 PY := .cache/venv/bin/python
 
 bootstrap:
@@ -33,13 +33,16 @@ check-ros2: bootstrap
 	$(PY) scripts/ros2/gen_cdr_fixtures.py /tmp/brainloop-cdr-$$$$.json && \
 	  diff -q /tmp/brainloop-cdr-$$$$.json tests/fixtures/cdr/cases.json && rm -f /tmp/brainloop-cdr-$$$$.json
 
-# ROS 2 over DDS (cargo feature `dds`, not default: it doubles the dependency build). Lints and
-# unit-tests the bridge, then checks it against Cyclone DDS both ways; the interop test re-runs
-# itself in a private network namespace (`unshare -n`, root) so discovery multicast stays here.
-check-dds: bootstrap
-	$(CARGO) clippy --release --features dds --all-targets -- -D warnings
-	$(CARGO) test --release --features dds --lib bus::dds
-	$(CARGO) test --release --features dds --test dds_interop
+# Optional features, built together in one extra graph: `dds` (ROS 2 over DDS without a ROS 2
+# installation) and `camera` (OpenCV VideoCapture). Lints both, unit-tests the bridge and the
+# camera (a video file OpenCV writes plays back as RGB), then checks the bridge against Cyclone
+# DDS both ways; the interop test re-runs itself in a private network namespace (`unshare -n`,
+# root) so discovery multicast stays on this machine.
+FEATURES := dds,camera
+check-features: bootstrap
+	$(CARGO) clippy --release --features $(FEATURES) --all-targets -- -D warnings
+	$(CARGO) test --release --features $(FEATURES) --lib -- bus::dds regions::camera
+	$(CARGO) test --release --features $(FEATURES) --test dds_interop
 
 # Firmware: AVR build and size, C unit tests of the core on the shared vectors, a bounded libFuzzer
 # run on the frame parser (FUZZ_SECONDS, default 10; `make -C firmware fuzz-long` for 10 min), then
@@ -71,7 +74,7 @@ bench-loop: build
 
 test: check-models
 
-test: bootstrap fmt-check clippy cargo-test check-ros2 check-dds
+test: bootstrap fmt-check clippy cargo-test check-ros2 check-features
 	@echo "make test: all suites passed"
 
 clean:

@@ -22,6 +22,7 @@ APT_PACKAGES=(
   gcc-avr avr-libc binutils-avr avrdude   # firmware
   simavr libsimavr-dev libsimavrparts1 libelf-dev   # emulated board (HIL tests)
   libosmesa6 libgl1 libegl1         # headless MuJoCo camera
+  libopencv-dev                     # camera feature (OpenCV VideoCapture)
   unzip tmux
 )
 missing=()

@@ -93,6 +93,11 @@ struct RunCli {
     /// Camera input for the vision region: image files (played in a loop).
     #[arg(long, num_args = 1..)]
     images: Vec<PathBuf>,
+    /// Live camera for the vision region through OpenCV: a device index (0), a device path or a
+    /// video file; reopened with backoff if it disconnects.
+    #[cfg(feature = "camera")]
+    #[arg(long)]
+    camera: Option<String>,
     /// Microphone input for the audition region: a 16 kHz mono WAV file (looped).
     #[arg(long)]
     wav: Option<PathBuf>,
@@ -138,6 +143,8 @@ impl RunCli {
             port: self.port.clone(),
             instruction: self.instruction.clone(),
             images: self.images.clone(),
+            #[cfg(feature = "camera")]
+            camera: self.camera.clone(),
             wav: self.wav.clone(),
             seconds: self.seconds,
             console: !self.no_console,

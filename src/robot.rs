@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub instruction: Option<String>,
     /// Camera input for the vision region: image files played in a loop at the region's rate.
     pub images: Vec<PathBuf>,
+    /// A live camera (device index or path) or a video file through OpenCV (feature `camera`).
+    #[cfg(feature = "camera")]
+    pub camera: Option<String>,
     /// Microphone input for the audition region: a 16 kHz mono WAV file, looped.
     pub wav: Option<PathBuf>,
     /// Stop after this many seconds (default: until `/quit` or Ctrl-C).
@@ -173,6 +176,31 @@ fn open_body(cfg: &Config, robot: &RobotParams, kind: BodyKind) -> Result<RunBod
     }
 }
 
+/// The vision region's frames: a live camera / video (feature `camera`) or image files.
+fn vision_source(
+    opts: &RunOptions,
+    rate_hz: f64,
+) -> Result<Box<dyn crate::regions::sources::FrameSource>> {
+    #[cfg(feature = "camera")]
+    if let Some(spec) = &opts.camera {
+        use crate::regions::camera::{CameraSpec, OpenCvCamera};
+        use crate::regions::sources::ReconnectingCamera;
+        let cam = OpenCvCamera::new(CameraSpec::parse(spec));
+        return Ok(Box::new(ReconnectingCamera::new(cam)));
+    }
+    let src = ImageFiles::open(&opts.images, rate_hz)
+        .map_err(|e| anyhow::anyhow!("vision input: {e}"))?;
+    Ok(Box::new(src))
+}
+
+fn has_vision_input(opts: &RunOptions) -> bool {
+    #[cfg(feature = "camera")]
+    if opts.camera.is_some() {
+        return true;
+    }
+    !opts.images.is_empty()
+}
+
 /// Build every enabled region that has an input, each on its own thread publishing into the
 /// integrator's slots.
 fn start_regions(
@@ -194,10 +222,9 @@ fn start_regions(
         }
         let region: Box<dyn Region> = match id {
             RegionId::Vision => {
-                let src = ImageFiles::open(&opts.images, rc.rate_hz)
-                    .map_err(|e| anyhow::anyhow!("vision input: {e}"))?;
+                let src = vision_source(opts, rc.rate_hz)?;
                 Box::new(
-                    VisionRegion::new(&rc, Box::new(src), shed.clone())
+                    VisionRegion::new(&rc, src, shed.clone())
                         .map_err(|e| anyhow::anyhow!("vision region: {e}"))?,
                 )
             }
@@ -312,7 +339,7 @@ pub fn run_with(
     // A region without an input does not run, and the integrator must not wait for it (nor
     // count it stale and grow drowsy over a sense the robot does not have).
     for (name, has_input) in [
-        ("vision", !opts.images.is_empty()),
+        ("vision", has_vision_input(opts)),
         ("audition", opts.wav.is_some()),
     ] {
         if let Some(r) = cfg.regions.get_mut(name) {

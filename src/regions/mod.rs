@@ -17,6 +17,8 @@
 
 pub mod audition;
 pub mod bench;
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod language;
 pub mod mel;
 pub mod models;
