@@ -500,7 +500,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let inputs = brainloop::robot::RunInputs::default();
             bridge.forward_to(inputs.clone())?;
             let mut opts = r.options_ros2()?;
-            let body: Option<Box<dyn brainloop::body::Body>> = if r.body.as_deref() == Some("ros2") {
+            let body: Option<Box<dyn brainloop::body::Body>> = if r.body.as_deref() == Some("ros2")
+            {
                 opts.body = None;
                 Some(Box::new(bridge.body(robot)))
             } else {
