@@ -334,15 +334,14 @@ struct SimCommon {
     /// What drives the robot: the integrator with its regions, or the classical pilot alone.
     #[arg(long, value_enum, default_value_t = BrainArg::Integrator)]
     brain: BrainArg,
-    /// The integrator's decision policy: language-grounded, the classical colour pilot, or auto
-    /// (grounded when its trained connector is present, else the pilot).
-    #[arg(long, value_enum, default_value_t = PolicyArg::Auto)]
+    /// The integrator's decision policy: language-grounded, or the classical colour pilot (a
+    /// baseline for comparison that reads pixel colours and instruction words).
+    #[arg(long, value_enum, default_value_t = PolicyArg::Grounded)]
     policy: PolicyArg,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PolicyArg {
-    Auto,
     Grounded,
     Pilot,
 }
@@ -366,7 +365,6 @@ impl SimCommon {
                 BrainArg::Pilot => brainloop::sim::episode::BrainKind::Pilot,
             },
             policy: match self.policy {
-                PolicyArg::Auto => brainloop::sim::brain::PolicyKind::Auto,
                 PolicyArg::Grounded => brainloop::sim::brain::PolicyKind::Grounded,
                 PolicyArg::Pilot => brainloop::sim::brain::PolicyKind::Pilot,
             },

@@ -134,10 +134,10 @@ impl std::fmt::Debug for IntegratorBrain {
 /// Which decision policy the integrator uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PolicyKind {
-    /// The grounded policy when its trained connector is there, else the pilot (with a warning).
+    /// The language-grounded policy (instruction embedding x aligned vision tokens). Without
+    /// its trained connector the run stops with a line saying how to train it: a robot does not
+    /// silently fall back to a different way of deciding.
     #[default]
-    Auto,
-    /// The language-grounded policy (instruction embedding x aligned vision tokens).
     Grounded,
     /// The classical colour pilot (instruction words x pixel colours), a baseline.
     Pilot,
@@ -190,15 +190,6 @@ impl IntegratorBrain {
                     "{e} (train it with `brainloop align`, or use `--policy pilot`)"
                 ))
             })?),
-            PolicyKind::Auto => match crate::grounding::load_policy(params) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!(
-                        "grounded policy unavailable ({e}); the colour pilot decides instead"
-                    );
-                    None
-                }
-            },
         };
         let (pilot_target, policy_name) = match grounded {
             None => {

@@ -91,7 +91,7 @@ impl Default for EpisodeOptions {
             report_dir: None,
             brain: BrainKind::Integrator,
             stop_on_success: true,
-            policy: PolicyKind::Auto,
+            policy: PolicyKind::Grounded,
         }
     }
 }
