@@ -74,6 +74,16 @@ bench-loop: build
 
 test: check-models
 
+# Slow suites (ignored by plain `cargo test`): whole simulated episodes with the real models —
+# a meaningless instruction leaves the robot where it started; the held-out paraphrase set's
+# success rate is printed (GROUNDING_EVAL_SEEDS seeds per phrasing).
+.PHONY: check-slow
+GROUNDING_EVAL_SEEDS ?= 1
+check-slow: build
+	GROUNDING_EVAL_SEEDS=$(GROUNDING_EVAL_SEEDS) $(CARGO) test --release --test grounding_eval -- --ignored --nocapture
+
+test: check-slow
+
 test: bootstrap fmt-check clippy cargo-test check-ros2 check-features
 	@echo "make test: all suites passed"
 
