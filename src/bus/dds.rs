@@ -743,15 +743,7 @@ fn estop_command(seen: &mut bool, value: bool) -> Option<TeleopCommand> {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a valid, exclusively borrowed timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::integrator::rt::monotonic_ns;
 
 #[cfg(test)]
 mod tests {

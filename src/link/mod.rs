@@ -18,12 +18,4 @@ pub use serial::{LinkHealth, SerialConfig, SerialLink};
 pub use session::{LinkStats, Session};
 
 /// Monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: the time base of every `now_ns`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::integrator::rt::monotonic_ns;

@@ -58,19 +58,7 @@ pub struct Ros2Bridge {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn now_ns() -> u64 {
-    let mut ts = libc_timespec();
-    // SAFETY: clock_gettime writes into a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn libc_timespec() -> libc::timespec {
-    libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    }
-}
+use crate::integrator::rt::monotonic_ns as now_ns;
 
 impl Ros2Bridge {
     /// Create the node `name` and start its thread.
