@@ -8,6 +8,9 @@
 
 use crate::config::DrowsinessConfig;
 
+/// How far below `sleep_threshold` drowsiness must fall to cancel a pending sleep request.
+pub const SLEEP_HYSTERESIS: f64 = 0.15;
+
 /// Highest load-shedding level (a region at level `L` processes one frame in `L + 1`).
 pub const MAX_SHED_LEVEL: u32 = 3;
 
@@ -51,9 +54,12 @@ impl Drowsiness {
         // The input is the weighted count, not clipped: a tick that missed five deadlines at
         // once weighs five times one that missed one. The level itself stays in [0, 1].
         self.level = (self.level + a * (input - self.level)).clamp(0.0, 1.0);
+        // Hysteresis: a stall makes drowsiness spike and decay, so "stays above the threshold"
+        // starts when the level crosses it and ends only when it has clearly recovered
+        // (`SLEEP_HYSTERESIS` below it), not at the first tick that dips under.
         if self.level > self.cfg.sleep_threshold {
             self.above_since_ns.get_or_insert(now_ns);
-        } else {
+        } else if self.level < self.cfg.sleep_threshold - SLEEP_HYSTERESIS {
             self.above_since_ns = None;
         }
         self.level
@@ -80,7 +86,8 @@ impl Drowsiness {
         (1 + (x * MAX_SHED_LEVEL as f64) as u32).min(MAX_SHED_LEVEL)
     }
 
-    /// Whether drowsiness has stayed above `sleep_threshold` for `sleep_after_s`.
+    /// Whether drowsiness has stayed above `sleep_threshold` (with [`SLEEP_HYSTERESIS`]) for
+    /// `sleep_after_s`.
     pub fn wants_sleep(&self, now_ns: u64) -> bool {
         match self.above_since_ns {
             Some(t) => now_ns.saturating_sub(t) as f64 * 1e-9 >= self.cfg.sleep_after_s,
@@ -98,6 +105,32 @@ impl Drowsiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spiky_drowsiness_still_requests_sleep_but_recovery_cancels() {
+        let cfg = DrowsinessConfig::default();
+        let mut d = Drowsiness::new(&cfg);
+        let (dt, mut t) = (0.01, 0u64);
+        // A stall every 5 ticks (3 missed deadlines): the level saws around the threshold.
+        let mut below_once = false;
+        let mut asked = false;
+        for k in 0..600 {
+            t += 10_000_000;
+            let lvl = d.update(t, dt, if k % 5 == 0 { 3 } else { 0 }, 0);
+            if k > 200 && lvl < cfg.sleep_threshold {
+                below_once = true;
+            }
+            asked |= d.wants_sleep(t);
+        }
+        assert!(below_once, "the test should dip under the threshold");
+        assert!(asked, "sawing just around the threshold is still staying drowsy");
+        // Clear recovery cancels the pending request.
+        for _ in 0..300 {
+            t += 10_000_000;
+            d.update(t, dt, 0, 0);
+        }
+        assert!(!d.wants_sleep(t));
+    }
 
     #[test]
     fn leaks_rises_and_requests_sleep() {
