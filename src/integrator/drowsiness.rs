@@ -123,7 +123,10 @@ mod tests {
             asked |= d.wants_sleep(t);
         }
         assert!(below_once, "the test should dip under the threshold");
-        assert!(asked, "sawing just around the threshold is still staying drowsy");
+        assert!(
+            asked,
+            "sawing just around the threshold is still staying drowsy"
+        );
         // Clear recovery cancels the pending request.
         for _ in 0..300 {
             t += 10_000_000;
