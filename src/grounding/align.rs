@@ -404,7 +404,7 @@ fn relight(data: &mut [u8], rng: &mut Rng) {
     let noise = rng.range(0.0, 6.0);
     for (i, px) in data.iter_mut().enumerate() {
         let v = (*px as f64 / 255.0).powf(gamma) * 255.0 * gain * wb[i % 3];
-        let n = (rng.unit() - 0.5) * 2.0 * noise;
+        let n = (rng.uniform() - 0.5) * 2.0 * noise;
         *px = (v + n).round().clamp(0.0, 255.0) as u8;
     }
 }
@@ -452,7 +452,7 @@ fn collect(
             for _ in 0..40 {
                 let (x, y, yaw) = if v % 4 != 3 && !layout.objects.is_empty() {
                     let o = &layout.objects[rng.below(layout.objects.len())];
-                    let d = 0.3 + 0.105 + o.shape.radius() * 0.5 + rng.unit().powf(1.5) * 2.0;
+                    let d = 0.3 + 0.105 + o.shape.radius() * 0.5 + rng.uniform().powf(1.5) * 2.0;
                     let phi = rng.range(-std::f64::consts::PI, std::f64::consts::PI);
                     let x = o.x + d * phi.cos();
                     let y = o.y + d * phi.sin();
@@ -474,7 +474,7 @@ fn collect(
             let Some((x, y, yaw)) = pose else { continue };
             // Tilt: level, or pitched forward onto the chassis nose as this body does after
             // braking (about 0.32 rad).
-            let tilt = if rng.unit() < 0.35 {
+            let tilt = if rng.uniform() < 0.35 {
                 rng.range(0.25, 0.36)
             } else {
                 rng.range(-0.04, 0.06)
@@ -536,7 +536,7 @@ fn collect(
                             .max_by_key(|x| x.1)
                             .unwrap_or((FLOOR, 0));
                         // Background cells are many: keep about a third of them.
-                        if rng.unit() > 0.35 {
+                        if rng.uniform() > 0.35 {
                             continue;
                         }
                         b
