@@ -452,7 +452,7 @@ fn collect(
             for _ in 0..40 {
                 let (x, y, yaw) = if v % 4 != 3 && !layout.objects.is_empty() {
                     let o = &layout.objects[rng.below(layout.objects.len())];
-                    let d = 0.3 + 0.105 + o.shape.radius() * 0.5 + rng.uniform().powf(1.5) * 2.0;
+                    let d = 0.3 + 0.105 + o.shape.radius() * 0.5 + rng.uniform().powf(1.2) * 2.4;
                     let phi = rng.range(-std::f64::consts::PI, std::f64::consts::PI);
                     let x = o.x + d * phi.cos();
                     let y = o.y + d * phi.sin();
@@ -472,12 +472,12 @@ fn collect(
                 }
             }
             let Some((x, y, yaw)) = pose else { continue };
-            // Tilt: level, or pitched forward onto the chassis nose as this body does after
-            // braking (about 0.32 rad).
-            let tilt = if rng.uniform() < 0.35 {
-                rng.range(0.25, 0.36)
+            // Tilt: mostly level; sometimes pitched as the body is when it accelerates or
+            // brakes hard (it rests on its rear caster, its mass behind the axle).
+            let tilt = if rng.uniform() < 0.1 {
+                rng.range(-0.08, 0.2)
             } else {
-                rng.range(-0.04, 0.06)
+                rng.range(-0.03, 0.04)
             };
             place(&mut body, x, y, yaw, tilt)?;
             let rgb = camera
