@@ -19,6 +19,7 @@
 
 use crate::body::RobotParams;
 use crate::grounding::connector::{self, dot, normalize, AlignConnector, CellSamples, Concept};
+use crate::grounding::instruction;
 use crate::regions::language::LanguageModel;
 use crate::regions::vision::VisionModel;
 use crate::regions::Frame;
@@ -656,8 +657,21 @@ fn text_centre(c: &AlignConnector) -> Vec<f32> {
     m
 }
 
+/// The objectness threshold in use (the head's when there is one).
+fn meaningful_above(c: &AlignConnector) -> f32 {
+    c.instruction_head
+        .as_ref()
+        .map_or(c.min_query_similarity, |h| h.min_objectness)
+}
+
 /// Posterior argmax and raw similarity of instruction embeddings under a connector.
 fn instruction_posterior(c: &AlignConnector, q: &[f32], tau: f32) -> (usize, f32, f32) {
+    if let Some(h) = &c.instruction_head {
+        let mut post = vec![0.0f32; c.concepts().len()];
+        h.posterior(q, &mut post);
+        let best = connector::argmax(&post).unwrap_or(0);
+        return (best, post[best], h.objectness(q));
+    }
     let mut sims = vec![0.0f32; c.concepts().len()];
     c.concept_similarities(q, &mut sims);
     for (s, k) in sims.iter_mut().zip(c.concepts()) {
@@ -819,6 +833,35 @@ pub fn run_align(
         "align: instruction temperature {:.3}, meaningful above {:.3} (templates >= {:.3}, off-topic <= {:.3})",
         c.tau_query, c.min_query_similarity, min_on, max_off
     ));
+    // Instruction head: a classifier over generated instruction sentences (training
+    // vocabulary only; the paraphrase set stays held out).
+    let t2 = Instant::now();
+    let colour_names: Vec<&str> = Colour::ALL.iter().map(|c| c.name()).collect();
+    let shape_names: Vec<&str> = Shape::ALL.iter().map(|s| s.name()).collect();
+    let mut pick = |n: usize| rng.below(n);
+    let sents = instruction::sentences(&colour_names, &shape_names, 160, &mut pick);
+    let texts: Vec<String> = sents.iter().map(|s| s.text.clone()).collect();
+    let labels: Vec<usize> = sents.iter().map(|s| s.output).collect();
+    let sent_embs = embed_all(&mut lang, &texts)?;
+    let off_embs: Vec<Vec<f32>> = instruction::OFF_TOPIC
+        .iter()
+        .map(|t| Ok(lang.embed(t)?.to_vec()))
+        .collect::<Result<_, AlignError>>()?;
+    let outputs: Vec<usize> = Colour::ALL
+        .iter()
+        .flat_map(|&c| Shape::ALL.iter().map(move |&s| object_concept(c, s)))
+        .collect();
+    let (head, head_val) = instruction::fit(&sent_embs, &labels, outputs, &off_embs)
+        .map_err(AlignError::Options)?;
+    log(&format!(
+        "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above cosine {:.3} ({:.1} s)",
+        sents.len(),
+        head_val * 100.0,
+        head.tau,
+        head.min_objectness,
+        t2.elapsed().as_secs_f64()
+    ));
+    c.instruction_head = Some(head);
     // Held-out test.
     let all_rows: Vec<usize> = (0..test.samples.len()).collect();
     let obj_rows: Vec<usize> = all_rows
@@ -840,7 +883,7 @@ pub fn run_align(
             let k = object_concept(kind.colour, kind.shape);
             let e = lang.embed(&item.text)?.to_vec();
             let (best, _, sim) = instruction_posterior(&c, &e, c.tau_query);
-            if best == k && sim >= c.min_query_similarity {
+            if best == k && sim >= meaningful_above(&c) {
                 right += 1;
             } else {
                 log(&format!(
@@ -862,7 +905,8 @@ pub fn run_align(
                 let ok = if t.trim().is_empty() {
                     true
                 } else {
-                    c.max_object_similarity(lang.embed(t)?) < c.min_query_similarity
+                    let e = lang.embed(t)?.to_vec();
+                    instruction_posterior(&c, &e, c.tau_query).2 < meaningful_above(&c)
                 };
                 refused += ok as usize;
             }

@@ -77,6 +77,8 @@ struct Header {
     lambda: f64,
     #[serde(default)]
     sqrt_features: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    instruction_head: Option<crate::grounding::instruction::InstructionHead>,
 }
 
 const MAGIC: &[u8; 8] = b"BLCONN01";
@@ -110,6 +112,9 @@ pub struct AlignConnector {
     /// Features pass through a signed square root before standardising (tames the heavy tail
     /// of ReLU6 activations for a linear map).
     pub sqrt_features: bool,
+    /// The learned instruction head (when present it replaces the nearest-prototype rule for
+    /// instructions: see [`crate::grounding::instruction`]).
+    pub instruction_head: Option<crate::grounding::instruction::InstructionHead>,
 }
 
 /// The fixed feature transform before standardising.
@@ -195,6 +200,7 @@ impl AlignConnector {
             min_query_similarity: 0.35,
             lambda,
             sqrt_features: false,
+            instruction_head: None,
         })
     }
 
@@ -336,6 +342,7 @@ impl AlignConnector {
             min_query_similarity: self.min_query_similarity,
             lambda: self.lambda,
             sqrt_features: self.sqrt_features,
+            instruction_head: self.instruction_head.clone(),
         };
         let json = serde_json::to_vec(&header).map_err(|e| ConnectorError::Format {
             path: path.into(),
@@ -442,6 +449,10 @@ impl AlignConnector {
         c.tau_query = h.tau_query;
         c.min_query_similarity = h.min_query_similarity;
         c.sqrt_features = h.sqrt_features;
+        if let Some(head) = &h.instruction_head {
+            head.check(c.concepts.len(), c.out_dim)?;
+        }
+        c.instruction_head = h.instruction_head;
         Ok(c)
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod align;
 pub mod connector;
+pub mod instruction;
 pub mod linalg;
 pub mod policy;
 pub mod query;

@@ -125,21 +125,27 @@ impl QueryConnector {
     /// Set the instruction embedding (the language region's output). Allocation-free.
     pub fn set_instruction(&mut self, q: &[f32]) -> InstructionInfo {
         let c = &self.connector;
-        let similarity = if q.len() == c.out_dim() && q.iter().all(|x| x.is_finite()) {
-            c.max_object_similarity(q)
-        } else {
-            f32::NEG_INFINITY
+        let valid = q.len() == c.out_dim() && q.iter().all(|x| x.is_finite());
+        let head = c.instruction_head.as_ref();
+        let similarity = match (valid, head) {
+            (false, _) => f32::NEG_INFINITY,
+            (true, Some(h)) => h.objectness(q),
+            (true, None) => c.max_object_similarity(q),
         };
-        let meaningful = similarity >= c.min_query_similarity;
+        let meaningful = similarity >= head.map_or(c.min_query_similarity, |h| h.min_objectness);
         if meaningful {
-            // Targets are objects: the backgrounds only absorb what is not one.
-            c.concept_similarities(q, &mut self.query_post);
-            for (p, k) in self.query_post.iter_mut().zip(c.concepts()) {
-                if k.background {
-                    *p = f32::NEG_INFINITY;
+            if let Some(h) = head {
+                h.posterior(q, &mut self.query_post);
+            } else {
+                // Targets are objects: the backgrounds only absorb what is not one.
+                c.concept_similarities(q, &mut self.query_post);
+                for (p, k) in self.query_post.iter_mut().zip(c.concepts()) {
+                    if k.background {
+                        *p = f32::NEG_INFINITY;
+                    }
                 }
+                softmax(&mut self.query_post, c.tau_query);
             }
-            softmax(&mut self.query_post, c.tau_query);
         } else {
             self.query_post.iter_mut().for_each(|x| *x = 0.0);
         }
