@@ -365,3 +365,16 @@ impl<B: SimulatedBody> SimulatedBody for HilBoard<B> {
         self.inner.failure()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_build_is_one_line_naming_the_make_command() {
+        let dir = std::env::temp_dir().join("brainloop-no-firmware-here");
+        let e = EmulatedBoard::load(&dir).unwrap_err().to_string();
+        assert!(e.contains(BUILD_COMMAND) && e.contains(FIRMWARE_ELF), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}
