@@ -46,13 +46,14 @@ check-features: bootstrap
 
 # Firmware: AVR build and size, C unit tests of the core on the shared vectors, a bounded libFuzzer
 # run on the frame parser (FUZZ_SECONDS, default 10; `make -C firmware fuzz-long` for 10 min), then
-# the hardware-in-the-loop tests: the real Rust link against the real .elf on the emulated board.
+# the hardware-in-the-loop tests: the real Rust link against the real .elf on the emulated board,
+# and `sim --hil` episodes with that firmware driving the simulated wheels.
 .PHONY: firmware-test
 FUZZ_SECONDS ?= 10
 firmware-test: bootstrap
 	$(MAKE) -C firmware all test sim
 	$(MAKE) -C firmware fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
-	$(CARGO) test --release --test link_vectors --test hil --test hil_pty
+	$(CARGO) test --release --test link_vectors --test hil --test hil_pty --test sim_hil
 
 test: firmware-test
 

@@ -40,6 +40,11 @@ pub trait SimulatedBody: Body {
     fn advance(&mut self, dt: f64);
     /// Ground-truth planar pose (x, y, yaw) for scoring only; never fed to the brain.
     fn ground_truth_pose(&self) -> (f64, f64, f64);
+    /// Why the body cannot go on (e.g. an emulated board whose CPU stopped), if it cannot: the
+    /// episode ends with this as its error.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Geometry of the robot: loaded from `urdf/robot.toml`, the one source the URDF and the MuJoCo

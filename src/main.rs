@@ -338,6 +338,21 @@ struct SimCommon {
     /// baseline for comparison that reads pixel colours and instruction words).
     #[arg(long, value_enum, default_value_t = PolicyArg::Grounded)]
     policy: PolicyArg,
+    /// The robot model: MuJoCo physics with the rendered camera, or the kinematic diff drive in
+    /// the scenario geometry (no MuJoCo, no camera: vision is blind; range rays still work).
+    #[arg(long, value_enum, default_value_t = BodyArg::Mujoco)]
+    body: BodyArg,
+    /// Hardware in the loop: the real firmware (firmware/build/brainloop-fw.elf) on the emulated
+    /// ATmega328P drives the simulated wheels instead of the in-process simulated board (build it
+    /// with `make -C firmware all sim`).
+    #[arg(long)]
+    hil: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BodyArg {
+    Mujoco,
+    Kinematic,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -368,6 +383,11 @@ impl SimCommon {
                 PolicyArg::Grounded => brainloop::sim::brain::PolicyKind::Grounded,
                 PolicyArg::Pilot => brainloop::sim::brain::PolicyKind::Pilot,
             },
+            physics: match self.body {
+                BodyArg::Mujoco => brainloop::sim::bodies::Physics::Mujoco,
+                BodyArg::Kinematic => brainloop::sim::bodies::Physics::Kinematic,
+            },
+            hil: self.hil,
         }
     }
 }

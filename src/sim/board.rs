@@ -230,6 +230,10 @@ impl<B: SimulatedBody> SimulatedBody for SimBoard<B> {
     fn ground_truth_pose(&self) -> (f64, f64, f64) {
         self.inner.ground_truth_pose()
     }
+
+    fn failure(&self) -> Option<String> {
+        self.inner.failure()
+    }
 }
 
 #[cfg(test)]

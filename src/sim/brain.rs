@@ -19,11 +19,12 @@ use crate::regions::language::{InstructionInbox, LanguageRegion};
 use crate::regions::proprioception::ProprioceptionRegion;
 use crate::regions::sources::{AudioSource, Frame, SharedBodyState, SharedFrame};
 use crate::regions::vision::VisionRegion;
-use crate::regions::{region_config, Region, ShedLevel};
+use crate::regions::{region_config, spawn, Region, RegionHandle, ShedLevel};
 use crate::report::TickSample;
 use crate::sim::camera::RgbFrame;
 use crate::sim::episode::Brain;
 use crate::sim::pilot::{find_target, ColourPilot, Sighting};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Errors building the simulated brain.
@@ -120,6 +121,11 @@ pub struct IntegratorBrain {
     hfov: f64,
     policy_name: &'static str,
     region_errors: u64,
+    /// Real-time runs: each region on its own thread (as on the robot), on `clock`.
+    threads: Vec<RegionHandle>,
+    region_names: Vec<&'static str>,
+    /// Simulation time, ns, as the region threads read it (set by `sense` every step).
+    clock: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for IntegratorBrain {
@@ -154,6 +160,9 @@ pub struct BrainOptions {
     pub wall_clock: bool,
     /// Extra compute per tick, ns (overload for ablations).
     pub stress_ns: u64,
+    /// Run each region on its own thread at its rate, as `brainloop run` does (real-time runs),
+    /// instead of stepping them in the caller's thread (lockstep: deterministic).
+    pub region_threads: bool,
 }
 
 /// Camera horizontal field of view from the robot description.
@@ -256,9 +265,34 @@ impl IntegratorBrain {
                 next_ns: 0,
             });
         }
+        let region_names = regions.iter().map(|r| r.region.id().name()).collect();
+        let clock = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        if opts.region_threads {
+            // The regions' clock is the simulation clock (which a real-time run keeps on the
+            // wall clock), so their stamps and the integrator's staleness checks agree.
+            let c = clock.clone();
+            let now: Arc<dyn Fn() -> u64 + Send + Sync> =
+                Arc::new(move || c.load(Ordering::Acquire));
+            for r in regions.drain(..) {
+                let id = r.region.id();
+                let writer = r.writer;
+                let h = spawn(r.region, now.clone(), move |e| {
+                    let _ = writer.publish(e);
+                })
+                .map_err(|e| BrainError::Region {
+                    region: id.name(),
+                    message: format!("cannot start its thread: {e}"),
+                })?;
+                threads.push(h);
+            }
+        }
         Ok(Self {
             integrator,
             regions,
+            threads,
+            region_names,
+            clock,
             frames,
             body_state,
             sightings,
@@ -282,8 +316,11 @@ impl IntegratorBrain {
 
 impl Brain for IntegratorBrain {
     fn name(&self) -> String {
-        let names: Vec<&str> = self.regions.iter().map(|r| r.region.id().name()).collect();
-        format!("integrator[{}]+{}", names.join(","), self.policy_name)
+        format!(
+            "integrator[{}]+{}",
+            self.region_names.join(","),
+            self.policy_name
+        )
     }
 
     fn wants_camera(&self) -> bool {
@@ -298,11 +335,7 @@ impl Brain for IntegratorBrain {
                 }
             }
         }
-        if self
-            .regions
-            .iter()
-            .any(|r| r.region.id() == RegionId::Vision)
-        {
+        if self.region_names.contains(&RegionId::Vision.name()) {
             self.frames.put(Frame {
                 width: frame.width,
                 height: frame.height,
@@ -313,6 +346,12 @@ impl Brain for IntegratorBrain {
     }
 
     fn sense(&mut self, now_ns: u64, body: &dyn Body) {
+        if !self.threads.is_empty() {
+            // The region threads run on their own; they read the body and the clock from here.
+            self.body_state.put(body.state());
+            self.clock.store(now_ns, Ordering::Release);
+            return;
+        }
         let mut body_put = false;
         for r in &mut self.regions {
             if now_ns < r.next_ns {

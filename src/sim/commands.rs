@@ -51,6 +51,11 @@ pub struct CommonArgs {
     pub brain: BrainKind,
     /// The integrator's decision policy.
     pub policy: crate::sim::brain::PolicyKind,
+    /// The robot model: MuJoCo, or kinematic (no MuJoCo, no camera: vision is blind).
+    pub physics: crate::sim::bodies::Physics,
+    /// Hardware in the loop: the real firmware on the emulated board instead of the simulated
+    /// board (needs `make -C firmware all sim`).
+    pub hil: bool,
 }
 
 /// `brainloop sim` arguments.
@@ -106,6 +111,12 @@ fn episode_options(common: &CommonArgs) -> EpisodeOptions {
         stress_ms: common.stress_ms,
         brain: common.brain,
         policy: common.policy,
+        physics: common.physics,
+        board: if common.hil {
+            crate::sim::bodies::Board::Firmware(None)
+        } else {
+            crate::sim::bodies::Board::Simulated
+        },
         ..Default::default()
     }
 }
@@ -169,8 +180,13 @@ pub fn summary_text(s: &Summary, report: &Path) -> String {
             s.sim_time_s, s.final_distance_to_goal_m
         ),
     };
+    let blind = if s.camera_frames == 0 {
+        "\n  vision: BLIND, no camera frames (--no-camera or --body kinematic): the brain steers by range rays and odometry only"
+    } else {
+        ""
+    };
     format!(
-        "scenario {} (seed {}): \"{}\"\n  {outcome}\n  path {:.2} m (shortest {:.2} m, SPL {:.2}), collisions {}, min obstacle distance {:.2} m\n  ticks {} (missed {}), drowsiness max {:.2} mean {:.2}, sleeps {}, camera frames {}, link frames {}/{}\n  brain {} on {} ({}), {:.1}x real time ({:.1} s wall)\n  report: {}",
+        "scenario {} (seed {}): \"{}\"\n  {outcome}\n  path {:.2} m (shortest {:.2} m, SPL {:.2}), collisions {}, min obstacle distance {:.2} m\n  ticks {} (missed {}), drowsiness max {:.2} mean {:.2}, sleeps {}, camera frames {}, link frames {}/{}\n  brain {} on {} ({}), {:.1}x real time ({:.1} s wall)\n  report: {}{blind}",
         s.scenario,
         s.seed,
         s.instruction,

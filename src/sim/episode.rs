@@ -7,15 +7,14 @@
 //! seed and options. With `realtime` the loop is paced by the wall clock and missed deadlines are
 //! real.
 
-use crate::body::{Body, RobotParams, SimulatedBody};
+use crate::body::{Body, RobotParams};
 use crate::config::{Config, LimitsConfig};
 use crate::msg::{Instruction, Mode, Twist};
 use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
-use crate::sim::board::SimBoard;
+use crate::sim::bodies::{self, Board, Physics};
 use crate::sim::brain::{BrainOptions, IntegratorBrain, PolicyKind};
 use crate::sim::camera::{RgbFrame, SimCamera};
 use crate::sim::mjcf::TIMESTEP;
-use crate::sim::mujoco::MujocoBody;
 use crate::sim::pilot::ColourPilot;
 use crate::sim::scenario::{Layout, Scenario, ScenarioError, ROBOT_RADIUS};
 use serde::Serialize;
@@ -29,11 +28,19 @@ pub enum SimError {
     /// Scenario problem (unknown, malformed, unreachable).
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    /// MuJoCo problem.
+    /// The body could not be built (MuJoCo, emulated board).
     #[error(transparent)]
-    Mujoco(#[from] crate::sim::mujoco::MujocoError),
+    Body(#[from] crate::sim::bodies::BodyBuildError),
+    /// The body failed during the run (e.g. the emulated board's CPU stopped).
+    #[error("the body failed at t = {at_s:.3} s: {message}")]
+    BodyFailed {
+        /// Simulated time, s.
+        at_s: f64,
+        /// What failed.
+        message: String,
+    },
     /// Camera problem.
-    #[error(transparent)]
+    #[error("{0} (or run without MuJoCo rendering: `--body kinematic`)")]
     Camera(#[from] crate::sim::camera::CameraError),
     /// Recording problem.
     #[error(transparent)]
@@ -77,6 +84,11 @@ pub struct EpisodeOptions {
     pub stop_on_success: bool,
     /// The integrator's decision policy.
     pub policy: PolicyKind,
+    /// The robot model: MuJoCo, or kinematic (no MuJoCo, no camera).
+    pub physics: Physics,
+    /// What sits between the brain and the wheels: the simulated board, or the real firmware on
+    /// the emulated board (`--hil`).
+    pub board: Board,
 }
 
 impl Default for EpisodeOptions {
@@ -92,6 +104,8 @@ impl Default for EpisodeOptions {
             brain: BrainKind::Integrator,
             stop_on_success: true,
             policy: PolicyKind::Grounded,
+            physics: Physics::Mujoco,
+            board: Board::Simulated,
         }
     }
 }
@@ -256,6 +270,7 @@ pub fn make_brain(
                 vision: opts.camera,
                 wall_clock: opts.realtime,
                 stress_ns: (opts.stress_ms * 1e6) as u64,
+                region_threads: opts.realtime,
             },
         )?),
     })
@@ -286,16 +301,26 @@ pub fn run_episode(
         .instruction
         .clone()
         .unwrap_or_else(|| scenario.instruction.clone());
+    // The kinematic body has nothing to render: the vision region is blind, and says so.
+    let blind = opts.camera && opts.physics == Physics::Kinematic;
+    if blind {
+        tracing::warn!(
+            "--body kinematic: no camera rendering, the vision region is off (blind); range rays come from the layout geometry"
+        );
+    }
+    let opts = &EpisodeOptions {
+        camera: opts.camera && !blind,
+        ..opts.clone()
+    };
     let mut brain = make_brain(config, params, &instruction, opts)?;
-    let mut body = SimBoard::new(MujocoBody::new(params.clone(), &layout)?);
-    let mut camera = if opts.camera && brain.wants_camera() {
-        Some(SimCamera::new(
-            body.inner(),
+    let mut body = bodies::build(opts.physics, &opts.board, params, &layout)?;
+    let mut camera = match body.mujoco_mut() {
+        Some(m) if opts.camera && brain.wants_camera() => Some(SimCamera::new(
+            m,
             params.camera_width,
             params.camera_height,
-        )?)
-    } else {
-        None
+        )?),
+        _ => None,
     };
     let mut recorder = match &opts.report_dir {
         Some(dir) => {
@@ -357,9 +382,9 @@ pub fn run_episode(
 
     while step <= total_steps {
         let now_ns = step * (TIMESTEP * 1e9).round() as u64;
-        if let Some(cam) = camera.as_mut() {
+        if let (Some(cam), Some(m)) = (camera.as_mut(), body.mujoco_mut()) {
             if step % steps_per_frame == 0 {
-                let frame = cam.render_rgb(body.inner_mut())?;
+                let frame = cam.render_rgb(m)?;
                 camera_frames += 1;
                 brain.see(&frame);
                 if let Some(r) = recorder.as_mut() {
@@ -372,7 +397,7 @@ pub fn run_episode(
                 }
             }
         }
-        brain.sense(now_ns, &body);
+        brain.sense(now_ns, body.as_body());
         let due = match brain.next_due() {
             Some(t) => now_ns >= t,
             None => step >= next_tick,
@@ -391,7 +416,7 @@ pub fn run_episode(
                 0
             };
             let t0 = Instant::now();
-            let mut sample = brain.tick(now_ns, &mut body);
+            let mut sample = brain.tick(now_ns, body.as_body_mut());
             sample.wall_ns = t0.elapsed().as_nanos() as u64;
             if sample.compute_ns == 0 {
                 sample.compute_ns = sample.wall_ns;
@@ -444,6 +469,12 @@ pub fn run_episode(
             pending_missed = (next_tick - intended) / steps_per_tick;
         }
         body.advance(TIMESTEP);
+        if let Some(message) = body.failure() {
+            return Err(SimError::BodyFailed {
+                at_s: now_ns as f64 * 1e-9,
+                message,
+            });
+        }
         step += 1;
     }
     let wall = wall0.elapsed().as_secs_f64();
@@ -476,7 +507,7 @@ pub fn run_episode(
         path_length_m: r6(path_length),
         shortest_path_m: r6(layout.shortest_path_m),
         spl: r6(spl),
-        collisions: body.inner().collisions(),
+        collisions: body.collisions(),
         min_obstacle_distance_m: r6(if min_clear.is_finite() {
             min_clear
         } else {
@@ -495,8 +526,8 @@ pub fn run_episode(
         realtime_factor: r6(sim_time / wall.max(1e-9)),
     };
     if let Some(dir) = &opts.report_dir {
-        if let Some(cam) = camera.as_mut() {
-            frames_saved.push(cam.render_rgb(body.inner_mut())?);
+        if let (Some(cam), Some(m)) = (camera.as_mut(), body.mujoco_mut()) {
+            frames_saved.push(cam.render_rgb(m)?);
         }
         if let Some(r) = recorder.take() {
             r.finish()?;

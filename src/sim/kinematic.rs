@@ -3,7 +3,10 @@
 //! tests and the fallback when MuJoCo is not available.
 
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
-use crate::msg::{BodyState, WheelSpeeds};
+use crate::msg::{BodyState, WheelSpeeds, RANGE_RAYS_MAX};
+use crate::sim::mujoco::COLLISION_GAP_S;
+use crate::sim::raycast;
+use crate::sim::scenario::{Layout, ROBOT_RADIUS};
 
 /// Kinematic diff-drive robot.
 #[derive(Debug, Clone)]
@@ -125,6 +128,133 @@ impl SimulatedBody for KinematicBody {
 
     fn ground_truth_pose(&self) -> (f64, f64, f64) {
         self.pose
+    }
+}
+
+/// The kinematic body in a scenario arena, for `brainloop sim --body kinematic` (no MuJoCo):
+/// starts at the layout's start pose, cannot drive into walls, obstacles or objects (its
+/// footprint is a circle of [`ROBOT_RADIUS`]; a blocked step keeps the turn and drops the
+/// translation, counting a collision like the MuJoCo body does), and its range rays are cast
+/// against the layout geometry every 20 ms, from the same origin and over the same fan as the
+/// MuJoCo body's.
+#[derive(Debug, Clone)]
+pub struct KinematicWorld {
+    body: KinematicBody,
+    layout: Layout,
+    sensor_x: f64,
+    range_dirs: Vec<f64>,
+    range: [f32; RANGE_RAYS_MAX],
+    since_range: f64,
+    in_contact: bool,
+    last_touch: f64,
+    collisions: u32,
+}
+
+impl KinematicWorld {
+    /// The robot at `layout.start`.
+    pub fn new(params: RobotParams, layout: &Layout) -> Self {
+        let n = (params.range_rays as usize).min(RANGE_RAYS_MAX);
+        let fov = params.range_fov_deg.to_radians();
+        let range_dirs = (0..n)
+            .map(|i| {
+                if n > 1 {
+                    -fov / 2.0 + fov * i as f64 / (n - 1) as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let sensor_x = params.chassis_length / 2.0 + 0.005;
+        let mut body = KinematicBody::new(params);
+        body.set_pose(layout.start.0, layout.start.1, layout.start.2);
+        let mut w = Self {
+            body,
+            layout: layout.clone(),
+            sensor_x,
+            range_dirs,
+            range: [0.0; RANGE_RAYS_MAX],
+            since_range: 0.0,
+            in_contact: false,
+            last_touch: f64::NEG_INFINITY,
+            collisions: 0,
+        };
+        w.update_range();
+        w
+    }
+
+    /// Contact onsets with anything so far (touches closer than [`COLLISION_GAP_S`] are one).
+    pub fn collisions(&self) -> u32 {
+        self.collisions
+    }
+
+    /// The kinematic body.
+    pub fn body(&self) -> &KinematicBody {
+        &self.body
+    }
+
+    fn update_range(&mut self) {
+        let (x, y, yaw) = self.body.ground_truth_pose();
+        let (ox, oy) = (x + self.sensor_x * yaw.cos(), y + self.sensor_x * yaw.sin());
+        let max = self.body.params.range_max;
+        for (i, a) in self.range_dirs.iter().enumerate() {
+            self.range[i] = raycast::cast(&self.layout, ox, oy, yaw + a, max) as f32;
+        }
+        self.since_range = 0.0;
+    }
+}
+
+impl Body for KinematicWorld {
+    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
+        self.body.command(w)
+    }
+    fn state(&self) -> BodyState {
+        BodyState {
+            range: self.range,
+            range_count: self.range_dirs.len() as u8,
+            ..self.body.state()
+        }
+    }
+    fn estop(&mut self) {
+        self.body.estop()
+    }
+    fn clear_estop(&mut self) {
+        self.body.clear_estop()
+    }
+    fn name(&self) -> String {
+        "kinematic".into()
+    }
+}
+
+impl SimulatedBody for KinematicWorld {
+    fn advance(&mut self, dt: f64) {
+        if !(dt.is_finite() && dt > 0.0) {
+            return;
+        }
+        let (x0, y0, _) = self.body.ground_truth_pose();
+        self.body.advance(dt);
+        let (x, y, yaw) = self.body.ground_truth_pose();
+        let touching = raycast::clearance_all(&self.layout, x, y) < ROBOT_RADIUS;
+        if touching {
+            // Blocked: moving away from the surface is allowed, moving closer is not.
+            let before = raycast::clearance_all(&self.layout, x0, y0);
+            if raycast::clearance_all(&self.layout, x, y) < before {
+                self.body.set_pose(x0, y0, yaw);
+            }
+            let t = self.body.time();
+            if !self.in_contact && t - self.last_touch > COLLISION_GAP_S {
+                self.collisions += 1;
+            }
+            self.last_touch = t;
+        }
+        self.in_contact = touching;
+        self.since_range += dt;
+        if self.since_range >= 0.02 - 1e-9 {
+            self.update_range();
+        }
+    }
+
+    fn ground_truth_pose(&self) -> (f64, f64, f64) {
+        self.body.ground_truth_pose()
     }
 }
 
