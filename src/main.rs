@@ -325,9 +325,14 @@ struct SimCommon {
     /// Pace by the wall clock instead of lockstep simulation time.
     #[arg(long)]
     realtime: bool,
-    /// Simulated extra compute per tick in ms (deterministic overload, for ablations).
+    /// Extra simulated compute on every tick, ms (a constant deterministic overload).
     #[arg(long, default_value_t = 0.0)]
-    stress: f64,
+    extra_compute_ms: f64,
+    /// Modelled CPU contention of N burner threads on the loop (for the drowsiness ablation):
+    /// seeded stalls of the integrator, each tick stalling with probability 4 % x N for 40 to
+    /// 40 + 80 x N ms. Real burners on the real loop: `brainloop bench loop --stress N`.
+    #[arg(long, default_value_t = 0)]
+    stress: u32,
     /// Do not feed drowsiness back into the loop (ablation).
     #[arg(long)]
     no_drowsiness_feedback: bool,
@@ -373,7 +378,8 @@ impl SimCommon {
             config: self.config,
             no_camera: self.no_camera,
             realtime: self.realtime,
-            stress_ms: self.stress,
+            stress_ms: self.extra_compute_ms,
+            stress_level: self.stress,
             no_drowsiness_feedback: self.no_drowsiness_feedback,
             brain: match self.brain {
                 BrainArg::Integrator => brainloop::sim::episode::BrainKind::Integrator,

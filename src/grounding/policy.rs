@@ -15,6 +15,10 @@ use std::f32::consts::{PI, TAU};
 
 /// Heading bins of the search memory.
 pub const HEADING_BINS: usize = 12;
+/// Cells per side of the visited map (odometry frame, centred on the start).
+pub const VISIT_CELLS: usize = 16;
+/// Side of one visited-map cell, m.
+pub const VISIT_CELL_M: f32 = 0.5;
 
 /// Tunables of the decision (defaults suit the shipped robot in `urdf/robot.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +37,10 @@ pub struct PolicyParams {
     pub scan_rate: f32,
     /// Confidence at which a target is taken as seen.
     pub see_confidence: f32,
+    /// Weak evidence worth a look: after a scan, the robot drives towards the heading where the
+    /// target's match peaked if it reached this (far objects are small in the 7x7 map, so
+    /// their match is weak but well above the background's), instead of the most open one.
+    pub lead_confidence: f32,
     /// Consecutive frames above `see_confidence` before approaching.
     pub see_frames: u32,
     /// Cells the target must fill to look near (arrival and ignoring its range echo).
@@ -73,10 +81,11 @@ impl PolicyParams {
             hfov,
             range_fov: (p.range_fov_deg as f32).to_radians(),
             range_max: p.range_max as f32,
-            max_linear: 0.4,
+            max_linear: 0.5,
             max_angular: 1.6,
-            scan_rate: 1.3,
+            scan_rate: 2.0,
             see_confidence: 0.4,
+            lead_confidence: 0.06,
             see_frames: 2,
             near_cells: 3,
             arrive_range: 0.24,
@@ -85,8 +94,8 @@ impl PolicyParams {
             stop_distance: 0.14,
             corridor_half_width: 0.13,
             memory_s: 3.0,
-            wander_distance: 1.5,
-            wander_time_s: 6.0,
+            wander_distance: 2.0,
+            wander_time_s: 8.0,
             wheel_radius: p.wheel_radius as f32,
             wheel_separation: p.wheel_separation as f32,
             ticks_per_rev: p.ticks_per_rev,
@@ -244,9 +253,26 @@ pub struct GroundedPolicy {
     looked: [bool; HEADING_BINS],
     free: [f32; HEADING_BINS],
     came_from: Option<f32>,
+    /// Strongest sub-threshold match since the search started: (world heading, confidence).
+    lead: Option<(f32, f32)>,
+    /// Confidence of the lead the last leg followed (a lead that does not grow when followed
+    /// is a look-alike: the next leg explores instead).
+    followed: Option<f32>,
     scans: u32,
     /// Low-passed forward accelerometer reading (gravity shows here when the body pitches).
     pitch_accel: f32,
+    /// Dead-reckoned position (odometry frame), m.
+    pos: (f32, f32),
+    /// Where the robot has been: a coarse map around the start, so exploring prefers new ground.
+    visited: [bool; VISIT_CELLS * VISIT_CELLS],
+}
+
+fn visit_cell(x: f32, y: f32) -> Option<usize> {
+    let half = VISIT_CELLS as f32 / 2.0;
+    let i = (x / VISIT_CELL_M + half).floor();
+    let j = (y / VISIT_CELL_M + half).floor();
+    let n = VISIT_CELLS as f32;
+    ((0.0..n).contains(&i) && (0.0..n).contains(&j)).then(|| j as usize * VISIT_CELLS + i as usize)
 }
 
 fn wrap(a: f32) -> f32 {
@@ -290,8 +316,12 @@ impl GroundedPolicy {
             looked: [false; HEADING_BINS],
             free: [0.0; HEADING_BINS],
             came_from: None,
+            lead: None,
+            followed: None,
             scans: 0,
             pitch_accel: 0.0,
+            pos: (0.0, 0.0),
+            visited: [false; VISIT_CELLS * VISIT_CELLS],
         }
     }
 
@@ -330,6 +360,7 @@ impl GroundedPolicy {
     fn start_search(&mut self) {
         self.looked = [false; HEADING_BINS];
         self.free = [0.0; HEADING_BINS];
+        self.lead = None;
         // Turn towards where the target was last seen, if it was seen at all.
         let dir = match self.target_seen_ns {
             Some(_) if wrap(self.target_heading - self.heading) < 0.0 => -1.0,
@@ -366,6 +397,12 @@ impl GroundedPolicy {
             let dr = (body.encoder_ticks[1] - prev[1]) as f32 * per_tick;
             if dl.is_finite() && dr.is_finite() && dl.abs() < 1.0 && dr.abs() < 1.0 {
                 self.odometer += (dl + dr).abs() / 2.0;
+                let d = (dl + dr) / 2.0;
+                self.pos.0 += d * self.heading.cos();
+                self.pos.1 += d * self.heading.sin();
+                if let Some(c) = visit_cell(self.pos.0, self.pos.1) {
+                    self.visited[c] = true;
+                }
                 enc_turn = (dr - dl) / p.wheel_separation.max(1e-3);
             }
         }
@@ -643,6 +680,9 @@ impl GroundedPolicy {
         }
         let b = bin_of(self.heading);
         self.free[b] = self.free[b].max(centre_free);
+        if self.lead.is_none_or(|(_, c)| p.confidence > c) {
+            self.lead = Some((wrap(self.heading + p.bearing), p.confidence));
+        }
         if p.confidence >= self.params.see_confidence {
             self.seen_frames += 1;
             if self.seen_frames >= self.params.see_frames {
@@ -657,11 +697,25 @@ impl GroundedPolicy {
         }
     }
 
-    /// The most open heading seen in the last scan, avoiding the way we came.
+    /// Unvisited ground along heading `h` within reach (free distance `free`): how many of
+    /// the points every half metre out to 2.5 m fall in cells not yet visited.
+    fn novelty(&self, h: f32, free: f32) -> f32 {
+        let (s, c) = h.sin_cos();
+        (1..=5)
+            .map(|k| k as f32 * 0.5)
+            .filter(|&d| d <= free + 0.5)
+            .filter(|&d| {
+                visit_cell(self.pos.0 + d * c, self.pos.1 + d * s).is_some_and(|i| !self.visited[i])
+            })
+            .count() as f32
+    }
+
+    /// The most open heading seen in the last scan that leads to new ground, avoiding the way
+    /// we came.
     fn most_open_heading(&self) -> f32 {
         let mut best = (bin_of(self.heading), f32::NEG_INFINITY);
         for b in 0..HEADING_BINS {
-            let mut score = self.free[b];
+            let mut score = self.free[b] + 0.4 * self.novelty(bin_heading(b), self.free[b]);
             if self
                 .came_from
                 .is_some_and(|back| wrap(bin_heading(b) - back).abs() < 1.0)
@@ -790,9 +844,21 @@ impl GroundedPolicy {
                 let all = self.looked.iter().all(|&l| l);
                 if all || turned > TAU + 0.5 {
                     self.scans += 1;
-                    self.phase = Phase::TurnTo {
-                        heading: self.most_open_heading(),
+                    let heading = match self.lead {
+                        Some((h, c))
+                            if c >= self.params.lead_confidence
+                                && self.followed.is_none_or(|f| c > 1.3 * f) =>
+                        {
+                            tracing::debug!(heading = h, confidence = c, "grounding: following a lead");
+                            self.followed = Some(c);
+                            h
+                        }
+                        _ => {
+                            self.followed = None;
+                            self.most_open_heading()
+                        }
                     };
+                    self.phase = Phase::TurnTo { heading };
                 } else {
                     self.phase = Phase::Scan {
                         prev: self.heading,

@@ -160,9 +160,30 @@ pub struct BrainOptions {
     pub wall_clock: bool,
     /// Extra compute per tick, ns (overload for ablations).
     pub stress_ns: u64,
+    /// Modelled CPU contention of this many burner threads: seeded stalls (see [`stall_ns`]).
+    pub stress_level: u32,
+    /// Seed of the stalls.
+    pub stress_seed: u64,
     /// Run each region on its own thread at its rate, as `brainloop run` does (real-time runs),
     /// instead of stepping them in the caller's thread (lockstep: deterministic).
     pub region_threads: bool,
+}
+
+/// The modelled stall of tick `k` under the contention of `level` CPU burner threads: with
+/// probability 4 % x level the integrator thread is preempted for 40 to 40 + 80 x level ms
+/// (a pure function of the seed and the tick, so lockstep runs stay deterministic).
+pub fn stall_ns(level: u32, seed: u64, k: u64) -> u64 {
+    if level == 0 {
+        return 0;
+    }
+    let mut r = crate::integrator::connector::SplitMix::new(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03),
+    );
+    if r.uniform() >= (0.04 * level as f64).min(1.0) {
+        return 0;
+    }
+    let ms = 40.0 + r.uniform() * 80.0 * level as f64;
+    (ms * 1e6) as u64
 }
 
 /// Camera horizontal field of view from the robot description.
@@ -183,11 +204,12 @@ impl IntegratorBrain {
         let mut integrator = Integrator::new(config, params)?;
         if opts.wall_clock {
             integrator.set_compute_timer(Box::new(WallTimer::default()));
-        } else if opts.stress_ns > 0 {
+        } else if opts.stress_ns > 0 || opts.stress_level > 0 {
             let m = ModeledTimer::default();
             let extra = opts.stress_ns;
-            integrator.set_compute_timer(Box::new(ScheduledTimer(move |_k, ctx: usize| {
-                m.base_ns + m.per_entry_ns * ctx as u64 + extra
+            let (level, seed) = (opts.stress_level, opts.stress_seed);
+            integrator.set_compute_timer(Box::new(ScheduledTimer(move |k, ctx: usize| {
+                m.base_ns + m.per_entry_ns * ctx as u64 + extra + stall_ns(level, seed, k)
             })));
         }
         let hfov = camera_hfov(params);

@@ -45,6 +45,8 @@ pub struct CommonArgs {
     pub realtime: bool,
     /// Simulated extra compute per tick, ms.
     pub stress_ms: f64,
+    /// Modelled CPU contention (burner threads).
+    pub stress_level: u32,
     /// Turn drowsiness feedback off (ablation).
     pub no_drowsiness_feedback: bool,
     /// Which brain drives.
@@ -109,6 +111,7 @@ fn episode_options(common: &CommonArgs) -> EpisodeOptions {
         camera: !common.no_camera,
         realtime: common.realtime,
         stress_ms: common.stress_ms,
+        stress_level: common.stress_level,
         brain: common.brain,
         policy: common.policy,
         physics: common.physics,

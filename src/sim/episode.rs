@@ -76,6 +76,8 @@ pub struct EpisodeOptions {
     pub realtime: bool,
     /// Extra simulated compute time per tick, ms (deterministic overload for ablations).
     pub stress_ms: f64,
+    /// Modelled CPU contention of this many burner threads: seeded stalls of the integrator.
+    pub stress_level: u32,
     /// Write a report directory here.
     pub report_dir: Option<PathBuf>,
     /// Which brain drives.
@@ -100,6 +102,7 @@ impl Default for EpisodeOptions {
             camera: true,
             realtime: false,
             stress_ms: 0.0,
+            stress_level: 0,
             report_dir: None,
             brain: BrainKind::Integrator,
             stop_on_success: true,
@@ -270,6 +273,8 @@ pub fn make_brain(
                 vision: opts.camera,
                 wall_clock: opts.realtime,
                 stress_ns: (opts.stress_ms * 1e6) as u64,
+                stress_level: opts.stress_level,
+                stress_seed: opts.seed.unwrap_or(0),
                 region_threads: opts.realtime,
             },
         )?),
@@ -639,6 +644,8 @@ pub struct EvalReport {
     pub drowsiness_feedback: bool,
     /// Simulated compute overload per tick, ms.
     pub stress_ms: f64,
+    /// Modelled CPU contention (burner threads).
+    pub stress_level: u32,
 }
 
 /// Run every scenario over `episodes` seeds (scenario seed + k).
@@ -685,5 +692,6 @@ pub fn run_eval(
         brain,
         drowsiness_feedback: config.drowsiness.feedback,
         stress_ms: opts.stress_ms,
+        stress_level: opts.stress_level,
     })
 }
