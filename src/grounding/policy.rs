@@ -41,6 +41,8 @@ pub struct PolicyParams {
     /// target's match peaked if it reached this (far objects are small in the 7x7 map, so
     /// their match is weak but well above the background's), instead of the most open one.
     pub lead_confidence: f32,
+    /// A lead needs at least this free range along its bearing, m.
+    pub lead_min_range: f32,
     /// Consecutive frames above `see_confidence` before approaching.
     pub see_frames: u32,
     /// Cells the target must fill to look near (arrival and ignoring its range echo).
@@ -86,6 +88,7 @@ impl PolicyParams {
             scan_rate: 2.0,
             see_confidence: 0.4,
             lead_confidence: 0.06,
+            lead_min_range: 0.9,
             see_frames: 2,
             near_cells: 3,
             arrive_range: 0.24,
@@ -680,7 +683,13 @@ impl GroundedPolicy {
         }
         let b = bin_of(self.heading);
         self.free[b] = self.free[b].max(centre_free);
-        if self.lead.is_none_or(|(_, c)| p.confidence > c) {
+        // A weak match is a lead only where the range sensor sees nothing near along it: a
+        // small far object matches weakly, but a weak match on something close (a wall corner,
+        // an obstacle) is a look-alike.
+        let open = self
+            .range_at(input.body, p.bearing)
+            .is_none_or(|r| r >= self.params.lead_min_range);
+        if open && self.lead.is_none_or(|(_, c)| p.confidence > c) {
             self.lead = Some((wrap(self.heading + p.bearing), p.confidence));
         }
         if p.confidence >= self.params.see_confidence {
