@@ -253,7 +253,7 @@ pub fn sentences(
 }
 
 /// Fit the head: ridge from embeddings (`n x dim`) to one-hot outputs, the penalty chosen on a
-/// held-out fifth, the temperature so training sentences get >= 0.9 on their concept on average,
+/// held-out fifth, the temperature so training sentences get >= 0.97 on their concept on average,
 /// the objectness threshold between on-topic and `off` embeddings. `outputs` maps head outputs to
 /// connector concepts. Returns the head and the validation accuracy.
 pub fn fit(
@@ -354,7 +354,8 @@ pub fn fit(
         centroid: vec![0.0; d],
         min_objectness: 0.0,
     };
-    // Temperature: the softest that still gives >= 0.9 on average.
+    // Temperature: the softest that still gives >= 0.97 on average (sharp enough to tell a
+    // purple cube from a purple ball).
     let concepts = head.outputs.iter().copied().max().unwrap_or(0) + 1;
     let mut post = vec![0.0f32; concepts];
     let mut tau = 0.02f32;
@@ -367,7 +368,7 @@ pub fn fit(
             })
             .sum::<f64>()
             / n as f64;
-        if mean_p >= 0.9 {
+        if mean_p >= 0.97 {
             tau = t;
         }
     }
