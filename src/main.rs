@@ -329,8 +329,8 @@ struct SimCommon {
     #[arg(long, default_value_t = 0.0)]
     extra_compute_ms: f64,
     /// Modelled CPU contention of N burner threads on the loop (for the drowsiness ablation):
-    /// seeded stalls of the integrator, each tick stalling with probability 4 % x N for 40 to
-    /// 40 + 80 x N ms. Real burners on the real loop: `brainloop bench loop --stress N`.
+    /// seeded stalls of the integrator, each tick stalling with probability 1 % x N for 30 to
+    /// 30 + 60 x N ms. Real burners on the real loop: `brainloop bench loop --stress N`.
     #[arg(long, default_value_t = 0)]
     stress: u32,
     /// Do not feed drowsiness back into the loop (ablation).

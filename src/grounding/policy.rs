@@ -15,8 +15,9 @@ use std::f32::consts::{PI, TAU};
 
 /// Heading bins of the search memory.
 pub const HEADING_BINS: usize = 12;
-/// Cells per side of the visited map (odometry frame, centred on the start).
-pub const VISIT_CELLS: usize = 16;
+/// Cells per side of the visited map (odometry frame, centred on the start: 16 m across, so a
+/// start in the corner of an 8 m arena still has all of it on the map).
+pub const VISIT_CELLS: usize = 32;
 /// Side of one visited-map cell, m.
 pub const VISIT_CELL_M: f32 = 0.5;
 
@@ -706,17 +707,18 @@ impl GroundedPolicy {
         }
     }
 
-    /// Unvisited ground along heading `h` within reach (free distance `free`): how many of
-    /// the points every half metre out to 2.5 m fall in cells not yet visited.
+    /// Unvisited ground along heading `h`: the points every half metre out to 4 m that fall in
+    /// cells not yet visited, those within reach (free distance `free`) counting fully and
+    /// those beyond (behind something, or past the sensor's range) a third.
     fn novelty(&self, h: f32, free: f32) -> f32 {
         let (s, c) = h.sin_cos();
-        (1..=5)
+        (1..=8)
             .map(|k| k as f32 * 0.5)
-            .filter(|&d| d <= free + 0.5)
             .filter(|&d| {
                 visit_cell(self.pos.0 + d * c, self.pos.1 + d * s).is_some_and(|i| !self.visited[i])
             })
-            .count() as f32
+            .map(|d| if d <= free + 0.5 { 1.0 } else { 0.33 })
+            .sum()
     }
 
     /// The most open heading seen in the last scan that leads to new ground, avoiding the way

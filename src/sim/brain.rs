@@ -170,7 +170,7 @@ pub struct BrainOptions {
 }
 
 /// The modelled stall of tick `k` under the contention of `level` CPU burner threads: with
-/// probability 4 % x level the integrator thread is preempted for 40 to 40 + 80 x level ms
+/// probability 1 % x level the integrator thread is preempted for 30 to 30 + 60 x level ms
 /// (a pure function of the seed and the tick, so lockstep runs stay deterministic).
 pub fn stall_ns(level: u32, seed: u64, k: u64) -> u64 {
     if level == 0 {
@@ -179,10 +179,10 @@ pub fn stall_ns(level: u32, seed: u64, k: u64) -> u64 {
     let mut r = crate::integrator::connector::SplitMix::new(
         seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03),
     );
-    if r.uniform() >= (0.04 * level as f64).min(1.0) {
+    if r.uniform() >= (0.01 * level as f64).min(1.0) {
         return 0;
     }
-    let ms = 40.0 + r.uniform() * 80.0 * level as f64;
+    let ms = 30.0 + r.uniform() * 60.0 * level as f64;
     (ms * 1e6) as u64
 }
 
@@ -421,5 +421,29 @@ impl Brain for IntegratorBrain {
             mode: r.mode,
             sleeping: r.sleeping,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stall_ns;
+
+    #[test]
+    fn stalls_are_seeded_and_scale_with_the_load() {
+        assert!((0..10_000).all(|k| stall_ns(0, 7, k) == 0));
+        let a: Vec<u64> = (0..10_000).map(|k| stall_ns(2, 7, k)).collect();
+        let b: Vec<u64> = (0..10_000).map(|k| stall_ns(2, 7, k)).collect();
+        assert_eq!(a, b, "same seed, same stalls");
+        let c: Vec<u64> = (0..10_000).map(|k| stall_ns(2, 8, k)).collect();
+        assert_ne!(a, c, "another seed, other stalls");
+        let n2 = a.iter().filter(|&&s| s > 0).count();
+        let n1 = (0..10_000).filter(|&k| stall_ns(1, 7, k) > 0).count();
+        // 2 % and 1 % of 10,000 ticks.
+        assert!((150..=250).contains(&n2), "{n2}");
+        assert!((60..=140).contains(&n1), "{n1}");
+        assert!(a
+            .iter()
+            .filter(|&&s| s > 0)
+            .all(|&s| (30_000_000..=150_000_000).contains(&s)));
     }
 }
