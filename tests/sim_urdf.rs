@@ -116,7 +116,11 @@ fn check_urdf(p: &RobotParams, u: &serde_json::Value) {
     );
     close(v(u, "chassis_origin")[2], mjcf::chassis_z(p), "chassis z");
     close(u["chassis_mass"].as_f64().unwrap(), p.chassis_mass, "mass");
-    close(v(u, "chassis_com")[0], p.chassis_com_x, "chassis centre of mass x");
+    close(
+        v(u, "chassis_com")[0],
+        p.chassis_com_x,
+        "chassis centre of mass x",
+    );
     let c = v(u, "caster");
     close(c[0], p.caster_offset, "caster x");
     close(c[2], p.caster_radius - p.wheel_radius, "caster z");

@@ -851,8 +851,8 @@ pub fn run_align(
         .iter()
         .flat_map(|&c| Shape::ALL.iter().map(move |&s| object_concept(c, s)))
         .collect();
-    let (head, head_val) = instruction::fit(&sent_embs, &labels, outputs, &off_embs)
-        .map_err(AlignError::Options)?;
+    let (head, head_val) =
+        instruction::fit(&sent_embs, &labels, outputs, &off_embs).map_err(AlignError::Options)?;
     log(&format!(
         "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above cosine {:.3} ({:.1} s)",
         sents.len(),

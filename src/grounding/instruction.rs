@@ -61,7 +61,11 @@ impl InstructionHead {
     /// Cosine of `q` with the on-topic centroid.
     pub fn objectness(&self, q: &[f32]) -> f32 {
         let n = q.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        q.iter().zip(&self.centroid).map(|(a, b)| a * b).sum::<f32>() / n
+        q.iter()
+            .zip(&self.centroid)
+            .map(|(a, b)| a * b)
+            .sum::<f32>()
+            / n
     }
 
     /// Posterior over the connector's concepts (zero for those the head does not output) into
@@ -106,12 +110,40 @@ impl InstructionHead {
 /// held-out paraphrase set uses none of them).
 pub fn colour_words(colour: &str) -> &'static [&'static str] {
     match colour {
-        "red" => &["red", "crimson", "scarlet", "ruby", "cherry red", "bright red"],
-        "green" => &["green", "emerald", "lime", "jade", "forest green", "grass green"],
+        "red" => &[
+            "red",
+            "crimson",
+            "scarlet",
+            "ruby",
+            "cherry red",
+            "bright red",
+        ],
+        "green" => &[
+            "green",
+            "emerald",
+            "lime",
+            "jade",
+            "forest green",
+            "grass green",
+        ],
         "blue" => &["blue", "azure", "navy", "cobalt", "sky blue", "royal blue"],
-        "yellow" => &["yellow", "golden", "gold", "mustard", "canary yellow", "bright yellow"],
+        "yellow" => &[
+            "yellow",
+            "golden",
+            "gold",
+            "mustard",
+            "canary yellow",
+            "bright yellow",
+        ],
         "purple" => &["purple", "violet", "lilac", "lavender", "plum", "mauve"],
-        "orange" => &["orange", "tangerine", "apricot", "carrot orange", "bright orange", "pumpkin"],
+        "orange" => &[
+            "orange",
+            "tangerine",
+            "apricot",
+            "carrot orange",
+            "bright orange",
+            "pumpkin",
+        ],
         _ => &[],
     }
 }
@@ -119,9 +151,18 @@ pub fn colour_words(colour: &str) -> &'static [&'static str] {
 /// Training shape words per shape name.
 pub fn shape_words(shape: &str) -> &'static [&'static str] {
     match shape {
-        "ball" => &["ball", "sphere", "orb", "globe", "round ball", "bouncy ball"],
+        "ball" => &[
+            "ball",
+            "sphere",
+            "orb",
+            "globe",
+            "round ball",
+            "bouncy ball",
+        ],
         "cube" => &["cube", "box", "block", "crate", "cuboid", "square block"],
-        "cylinder" => &["cylinder", "can", "tube", "pillar", "column", "post", "pole"],
+        "cylinder" => &[
+            "cylinder", "can", "tube", "pillar", "column", "post", "pole",
+        ],
         _ => &[],
     }
 }
@@ -320,7 +361,10 @@ pub fn fit(
     let argmax = |v: &[f64]| {
         v.iter()
             .enumerate()
-            .fold((0, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+            .fold(
+                (0, f64::NEG_INFINITY),
+                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+            )
             .0
     };
     let (fit_rows, val_rows): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 5 != 4);
@@ -402,7 +446,9 @@ mod tests {
     fn sentences_cover_every_concept_and_are_seeded() {
         let mut i = 0usize;
         let mut next = |n: usize| {
-            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            i = i
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (i >> 33) % n
         };
         let s = sentences(&["red", "blue"], &["ball", "cube"], 5, &mut next);
@@ -447,7 +493,10 @@ mod tests {
         q[0] = 1.0;
         q[2] = 1.0;
         head.posterior(&q, &mut post);
-        assert!(post[5] > 0.9 && post[..4].iter().all(|&p| p == 0.0), "{post:?}");
+        assert!(
+            post[5] > 0.9 && post[..4].iter().all(|&p| p == 0.0),
+            "{post:?}"
+        );
         assert!(head.objectness(&q) >= head.min_objectness);
         assert!(head.objectness(&off[0]) < head.min_objectness);
     }

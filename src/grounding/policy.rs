@@ -860,7 +860,11 @@ impl GroundedPolicy {
                             if c >= self.params.lead_confidence
                                 && self.followed.is_none_or(|f| c > 1.3 * f) =>
                         {
-                            tracing::debug!(heading = h, confidence = c, "grounding: following a lead");
+                            tracing::debug!(
+                                heading = h,
+                                confidence = c,
+                                "grounding: following a lead"
+                            );
                             self.followed = Some(c);
                             h
                         }
