@@ -1,5 +1,6 @@
 #include "board.h"
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +88,19 @@ static void on_xoff(struct avr_irq_t *irq, uint32_t value, void *param)
 
 static avr_cycle_count_t motor_timer(struct avr_t *avr, avr_cycle_count_t when, void *param);
 
+/* simavr's own messages: warnings and errors go to stderr, the chatter ("Loaded 7512 .text")
+ * is dropped so it does not mix into the host program's stdout. */
+static void board_logger(struct avr_t *avr, const int level, const char *format, va_list ap)
+{
+    (void)avr;
+    if (level <= LOG_WARNING) {
+        vfprintf(stderr, format, ap);
+    }
+}
+
 board_t *board_new(const char *elf_path)
 {
+    avr_global_logger_set(board_logger);
     elf_firmware_t fw;
     memset(&fw, 0, sizeof fw);
     if (elf_read_firmware(elf_path, &fw) != 0) {
