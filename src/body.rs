@@ -65,9 +65,6 @@ pub struct RobotParams {
     pub chassis_height: f64,
     /// Chassis mass, kg.
     pub chassis_mass: f64,
-    /// x of the chassis' centre of mass in base_link, m (negative: behind the axle, towards
-    /// the caster).
-    pub chassis_com_x: f64,
     /// Wheel mass, kg.
     pub wheel_mass: f64,
     /// Caster radius, m.

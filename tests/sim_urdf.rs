@@ -56,7 +56,6 @@ out = {
   "chassis_size": f(l["base_link"].find("collision/geometry/box").get("size")),
   "chassis_origin": origin(l["base_link"].find("collision")),
   "chassis_mass": float(l["base_link"].find("inertial/mass").get("value")),
-  "chassis_com": origin(l["base_link"].find("inertial")),
   "caster": origin(j["caster_joint"]),
   "caster_radius": float(l["caster"].find("collision/geometry/sphere").get("radius")),
   "camera": origin(j["camera_joint"]), "camera_rpy": origin(j["camera_joint"], "rpy"),
@@ -116,11 +115,6 @@ fn check_urdf(p: &RobotParams, u: &serde_json::Value) {
     );
     close(v(u, "chassis_origin")[2], mjcf::chassis_z(p), "chassis z");
     close(u["chassis_mass"].as_f64().unwrap(), p.chassis_mass, "mass");
-    close(
-        v(u, "chassis_com")[0],
-        p.chassis_com_x,
-        "chassis centre of mass x",
-    );
     let c = v(u, "caster");
     close(c[0], p.caster_offset, "caster x");
     close(c[2], p.caster_radius - p.wheel_radius, "caster z");
@@ -174,9 +168,6 @@ fn check_mjcf(p: &RobotParams) {
         mjcf::chassis_z(p),
         "mjcf chassis z",
     );
-    let com = m.body_ipos()[body(mjcf::CHASSIS)];
-    close(com[0], p.chassis_com_x, "mjcf chassis centre of mass x");
-    close(com[2], mjcf::chassis_z(p), "mjcf chassis centre of mass z");
     let caster = m.geom_pos()[geom("caster")];
     close(caster[0], p.caster_offset, "mjcf caster x");
     close(caster[2], p.caster_radius - p.wheel_radius, "mjcf caster z");

@@ -59,7 +59,6 @@ pub fn robot_body(p: &RobotParams, pose: (f64, f64, f64)) -> String {
         s,
         r#"    <body name="{CHASSIS}" pos="{x} {y} {r}" euler="0 0 {yaw}">
       <freejoint name="root"/>
-      <inertial pos="{comx} 0 {cz}" mass="{cm}" diaginertia="{ixx} {iyy} {izz}"/>
       <geom name="chassis" type="box" size="{hl} {hw} {hh}" pos="0 0 {cz}" mass="{cm}" rgba="0.25 0.28 0.32 1"/>
       <geom name="caster" type="sphere" size="{cr}" pos="{co} 0 {caster_z}" mass="0.01" friction="0.01 0.005 0.0001" rgba="0.1 0.1 0.1 1"/>
       <site name="imu" pos="0 0 {cz}" size="0.005"/>
@@ -71,10 +70,6 @@ pub fn robot_body(p: &RobotParams, pose: (f64, f64, f64)) -> String {
         hh = p.chassis_height / 2.0,
         cz = chassis_z(p),
         cm = p.chassis_mass,
-        comx = p.chassis_com_x,
-        ixx = p.chassis_mass * (p.chassis_width.powi(2) + p.chassis_height.powi(2)) / 12.0,
-        iyy = p.chassis_mass * (p.chassis_length.powi(2) + p.chassis_height.powi(2)) / 12.0,
-        izz = p.chassis_mass * (p.chassis_length.powi(2) + p.chassis_width.powi(2)) / 12.0,
         cr = p.caster_radius,
         co = p.caster_offset,
         rx = p.chassis_length / 2.0 + 0.005,
