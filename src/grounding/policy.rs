@@ -20,6 +20,8 @@ pub const HEADING_BINS: usize = 12;
 pub const VISIT_CELLS: usize = 32;
 /// Side of one visited-map cell, m.
 pub const VISIT_CELL_M: f32 = 0.5;
+/// Heading bins in which weak matches are accumulated during a search.
+pub const LEAD_BINS: usize = 24;
 
 /// Tunables of the decision (defaults suit the shipped robot in `urdf/robot.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -259,6 +261,12 @@ pub struct GroundedPolicy {
     came_from: Option<f32>,
     /// Strongest sub-threshold match since the search started: (world heading, confidence).
     lead: Option<(f32, f32)>,
+    /// Per world-heading bin since the search started: summed weak-match confidence, frames
+    /// that contributed, and the heading of the strongest one. A far object is matched in
+    /// several frames in a row; noise flickers in one.
+    lead_sum: [f32; LEAD_BINS],
+    lead_n: [u8; LEAD_BINS],
+    lead_best: [(f32, f32); LEAD_BINS],
     /// Confidence of the lead the last leg followed (a lead that does not grow when followed
     /// is a look-alike: the next leg explores instead).
     followed: Option<f32>,
@@ -321,6 +329,9 @@ impl GroundedPolicy {
             free: [0.0; HEADING_BINS],
             came_from: None,
             lead: None,
+            lead_sum: [0.0; LEAD_BINS],
+            lead_n: [0; LEAD_BINS],
+            lead_best: [(0.0, 0.0); LEAD_BINS],
             followed: None,
             scans: 0,
             pitch_accel: 0.0,
@@ -365,6 +376,9 @@ impl GroundedPolicy {
         self.looked = [false; HEADING_BINS];
         self.free = [0.0; HEADING_BINS];
         self.lead = None;
+        self.lead_sum = [0.0; LEAD_BINS];
+        self.lead_n = [0; LEAD_BINS];
+        self.lead_best = [(0.0, 0.0); LEAD_BINS];
         // Turn towards where the target was last seen, if it was seen at all.
         let dir = match self.target_seen_ns {
             Some(_) if wrap(self.target_heading - self.heading) < 0.0 => -1.0,
@@ -690,8 +704,19 @@ impl GroundedPolicy {
         let open = self
             .range_at(input.body, p.bearing)
             .is_none_or(|r| r >= self.params.lead_min_range);
-        if open && self.lead.is_none_or(|(_, c)| p.confidence > c) {
-            self.lead = Some((wrap(self.heading + p.bearing), p.confidence));
+        if open && p.confidence >= self.params.lead_confidence / 2.0 {
+            let h = wrap(self.heading + p.bearing);
+            let b = (((h + PI) / TAU * LEAD_BINS as f32).floor() as usize).min(LEAD_BINS - 1);
+            self.lead_sum[b] += p.confidence;
+            self.lead_n[b] = self.lead_n[b].saturating_add(1);
+            if p.confidence > self.lead_best[b].1 {
+                self.lead_best[b] = (h, p.confidence);
+            }
+            // The lead: the bin with the most evidence over at least two frames.
+            let score = self.lead_sum[b];
+            if self.lead_n[b] >= 2 && self.lead.is_none_or(|(_, c)| score > c) {
+                self.lead = Some((self.lead_best[b].0, score));
+            }
         }
         if p.confidence >= self.params.see_confidence {
             self.seen_frames += 1;
@@ -726,7 +751,7 @@ impl GroundedPolicy {
     fn most_open_heading(&self) -> f32 {
         let mut best = (bin_of(self.heading), f32::NEG_INFINITY);
         for b in 0..HEADING_BINS {
-            let mut score = self.free[b] + 0.4 * self.novelty(bin_heading(b), self.free[b]);
+            let mut score = self.free[b] + 0.8 * self.novelty(bin_heading(b), self.free[b]);
             if self
                 .came_from
                 .is_some_and(|back| wrap(bin_heading(b) - back).abs() < 1.0)
@@ -857,7 +882,7 @@ impl GroundedPolicy {
                     self.scans += 1;
                     let heading = match self.lead {
                         Some((h, c))
-                            if c >= self.params.lead_confidence
+                            if c >= 2.0 * self.params.lead_confidence
                                 && self.followed.is_none_or(|f| c > 1.3 * f) =>
                         {
                             tracing::debug!(
