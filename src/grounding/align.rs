@@ -194,21 +194,6 @@ pub fn concept_specs() -> Vec<ConceptSpec> {
 /// Generic instruction templates for calibrating the instruction side (training-side wording;
 /// the held-out paraphrase set is separate).
 const CALIBRATION_TEMPLATES: [&str; 3] = ["go to the {}", "find the {}", "drive to the {}"];
-/// Sentences about nothing the robot can see (calibrate the "meaningless" threshold).
-const OFF_TOPIC: [&str; 12] = [
-    "hello",
-    "what time is it",
-    "tell me a joke",
-    "the weather is nice today",
-    "good morning",
-    "how are you",
-    "xyzzy",
-    "thank you very much",
-    "play some music",
-    "turn off the lights",
-    "what is your name",
-    "banana",
-];
 
 /// The held-out paraphrase set (`tests/fixtures/grounding/paraphrases.toml`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -784,7 +769,7 @@ pub fn run_align(
             calib.push((i, lang.embed(&t.replace("{}", &s.name))?.to_vec()));
         }
     }
-    let off: Vec<Vec<f32>> = OFF_TOPIC
+    let off: Vec<Vec<f32>> = instruction::OFF_TOPIC
         .iter()
         .map(|t| Ok(lang.embed(t)?.to_vec()))
         .collect::<Result<_, AlignError>>()?;
@@ -843,16 +828,13 @@ pub fn run_align(
     let texts: Vec<String> = sents.iter().map(|s| s.text.clone()).collect();
     let labels: Vec<usize> = sents.iter().map(|s| s.output).collect();
     let sent_embs = embed_all(&mut lang, &texts)?;
-    let off_embs: Vec<Vec<f32>> = instruction::OFF_TOPIC
-        .iter()
-        .map(|t| Ok(lang.embed(t)?.to_vec()))
-        .collect::<Result<_, AlignError>>()?;
+    let off_embs = &off;
     let outputs: Vec<usize> = Colour::ALL
         .iter()
         .flat_map(|&c| Shape::ALL.iter().map(move |&s| object_concept(c, s)))
         .collect();
     let (head, head_val) =
-        instruction::fit(&sent_embs, &labels, outputs, &off_embs).map_err(AlignError::Options)?;
+        instruction::fit(&sent_embs, &labels, outputs, off_embs).map_err(AlignError::Options)?;
     log(&format!(
         "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above cosine {:.3} ({:.1} s)",
         sents.len(),
