@@ -366,3 +366,57 @@ fn late_start_counts_its_missed_deadlines_at_once() {
     let expect = r.drowsiness as f64 + a2 * (1.0 - r.drowsiness as f64);
     assert!((r2.drowsiness as f64 - expect).abs() < 1e-6);
 }
+
+/// Records the largest drowsiness the decision was given.
+struct Spy(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl brainloop::integrator::Policy for Spy {
+    fn decide(
+        &mut self,
+        ctx: &brainloop::integrator::DecisionContext<'_>,
+    ) -> brainloop::msg::MotorIntent {
+        self.0.fetch_max(
+            ctx.drowsiness.to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        brainloop::msg::MotorIntent {
+            twist: Twist::ZERO,
+            mode: Mode::Idle,
+        }
+    }
+    fn reset(&mut self) {}
+}
+
+#[test]
+fn feedback_off_hides_drowsiness_from_the_decision_too() {
+    for feedback in [true, false] {
+        let mut cfg = config(4096);
+        cfg.drowsiness.feedback = feedback;
+        let params = RobotParams::load_default();
+        let mut integ = Integrator::new(&cfg, &params).unwrap();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        integ.set_policy(Box::new(Spy(seen.clone())));
+        integ.set_compute_timer(Box::new(ScheduledTimer(|k, _| overloaded(k))));
+        let mut body = KinematicBody::new(params);
+        let mut max_record = 0f32;
+        for k in 0..200 {
+            let r = *integ.tick(k * PERIOD, &mut body);
+            max_record = max_record.max(r.drowsiness);
+            body.advance(PERIOD as f64 * 1e-9);
+        }
+        // Non-negative f32 bits order like the values.
+        let max_seen = f64::from_bits(seen.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(
+            max_record > 0.3,
+            "overload must make it drowsy: {max_record}"
+        );
+        if feedback {
+            assert!(max_seen > 0.3, "{max_seen}");
+        } else {
+            assert_eq!(
+                max_seen, 0.0,
+                "the ablation must cut drowsiness out of the decision"
+            );
+        }
+    }
+}

@@ -529,7 +529,10 @@ impl GroundedPolicy {
     ) -> (Twist, bool) {
         let p = &self.params;
         let half_fov = p.range_fov / 2.0;
-        let clearance = p.clearance * caution;
+        // Drowsiness makes the robot stop earlier and drive slower, not choose other ways:
+        // widening the corridor it needs boxes it in where it can still pass, and turning on
+        // the spot beside a corner is where it scrapes.
+        let clearance = p.clearance;
         if desired.abs() > half_fov.min(1.0) || body.range_count == 0 {
             // Turn on the spot first (nothing known about that way yet).
             let w = (2.0 * desired).clamp(-p.max_angular, p.max_angular);

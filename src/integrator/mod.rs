@@ -671,7 +671,8 @@ impl Integrator {
                 fused: &self.fused,
                 memory: &t[TOK_MEMORY * w..(TOK_MEMORY + 1) * w],
                 context_len: self.wm.len(),
-                drowsiness: d,
+                // The ablation switch cuts every path back into the loop, the decision's too.
+                drowsiness: if feedback { d } else { 0.0 },
                 emotion: self.emotion,
                 body: &state,
                 body_stale,
