@@ -828,13 +828,12 @@ pub fn run_align(
     let texts: Vec<String> = sents.iter().map(|s| s.text.clone()).collect();
     let labels: Vec<usize> = sents.iter().map(|s| s.output).collect();
     let sent_embs = embed_all(&mut lang, &texts)?;
-    let off_embs = &off;
     let outputs: Vec<usize> = Colour::ALL
         .iter()
         .flat_map(|&c| Shape::ALL.iter().map(move |&s| object_concept(c, s)))
         .collect();
     let (head, head_val) =
-        instruction::fit(&sent_embs, &labels, outputs, off_embs).map_err(AlignError::Options)?;
+        instruction::fit(&sent_embs, &labels, outputs, &off).map_err(AlignError::Options)?;
     log(&format!(
         "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above cosine {:.3} ({:.1} s)",
         sents.len(),

@@ -259,8 +259,6 @@ pub struct GroundedPolicy {
     looked: [bool; HEADING_BINS],
     free: [f32; HEADING_BINS],
     came_from: Option<f32>,
-    /// Strongest sub-threshold match since the search started: (world heading, confidence).
-    lead: Option<(f32, f32)>,
     /// Per world-heading bin since the search started: summed weak-match confidence, frames
     /// that contributed, and the heading of the strongest one. A far object is matched in
     /// several frames in a row; noise flickers in one.
@@ -328,7 +326,6 @@ impl GroundedPolicy {
             looked: [false; HEADING_BINS],
             free: [0.0; HEADING_BINS],
             came_from: None,
-            lead: None,
             lead_sum: [0.0; LEAD_BINS],
             lead_n: [0; LEAD_BINS],
             lead_best: [(0.0, 0.0); LEAD_BINS],
@@ -375,7 +372,6 @@ impl GroundedPolicy {
     fn start_search(&mut self) {
         self.looked = [false; HEADING_BINS];
         self.free = [0.0; HEADING_BINS];
-        self.lead = None;
         self.lead_sum = [0.0; LEAD_BINS];
         self.lead_n = [0; LEAD_BINS];
         self.lead_best = [(0.0, 0.0); LEAD_BINS];
@@ -715,11 +711,6 @@ impl GroundedPolicy {
             if p.confidence > self.lead_best[b].1 {
                 self.lead_best[b] = (h, p.confidence);
             }
-            // The lead: the bin with the most evidence over at least two frames.
-            let score = self.lead_sum[b];
-            if self.lead_n[b] >= 2 && self.lead.is_none_or(|(_, c)| score > c) {
-                self.lead = Some((self.lead_best[b].0, score));
-            }
         }
         if p.confidence >= self.params.see_confidence {
             self.seen_frames += 1;
@@ -733,6 +724,15 @@ impl GroundedPolicy {
         } else {
             self.seen_frames = 0;
         }
+    }
+
+    /// The lead since the search started: the heading bin with the most weak-match evidence
+    /// over at least two frames, as (heading of its strongest match, summed confidence).
+    fn lead(&self) -> Option<(f32, f32)> {
+        (0..LEAD_BINS)
+            .filter(|&b| self.lead_n[b] >= 2)
+            .max_by(|&a, &b| self.lead_sum[a].total_cmp(&self.lead_sum[b]))
+            .map(|b| (self.lead_best[b].0, self.lead_sum[b]))
     }
 
     /// Unvisited ground along heading `h`: the points every half metre out to 4 m that fall in
@@ -883,7 +883,7 @@ impl GroundedPolicy {
                 let all = self.looked.iter().all(|&l| l);
                 if all || turned > TAU + 0.5 {
                     self.scans += 1;
-                    let heading = match self.lead {
+                    let heading = match self.lead() {
                         Some((h, c))
                             if c >= 2.0 * self.params.lead_confidence
                                 && self.followed.is_none_or(|f| c > 1.3 * f) =>

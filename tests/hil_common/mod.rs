@@ -5,19 +5,9 @@
 
 use brainloop::link::codec::{Message, MAX_FRAME};
 use brainloop::link::Session;
-use libloading::Library;
-use std::ffi::{c_char, c_double, c_int, c_void, CString};
+use brainloop::sim::hil::EmulatedBoard;
 use std::path::PathBuf;
 use std::sync::Once;
-
-type NewFn = unsafe extern "C" fn(*const c_char) -> *mut c_void;
-type FreeFn = unsafe extern "C" fn(*mut c_void);
-type RunFn = unsafe extern "C" fn(*mut c_void, u64);
-type SendFn = unsafe extern "C" fn(*mut c_void, *const u8, usize);
-type RecvFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> usize;
-type WheelFn = unsafe extern "C" fn(*const c_void, c_int) -> c_double;
-type PwmFn = unsafe extern "C" fn(*const c_void, c_int) -> c_int;
-type CrashedFn = unsafe extern "C" fn(*const c_void) -> c_int;
 
 static BUILD: Once = Once::new();
 
@@ -43,78 +33,42 @@ pub fn build_board() {
     });
 }
 
-/// The emulated board, loaded in-process.
-pub struct Board {
-    _lib: Library,
-    ptr: *mut c_void,
-    free: FreeFn,
-    run: RunFn,
-    send: SendFn,
-    recv: RecvFn,
-    wheel: WheelFn,
-    pwm: PwmFn,
-    crashed: CrashedFn,
-}
+/// The emulated board, loaded in-process: the library's [`EmulatedBoard`] with the rig's
+/// conventions (built on first use, signed wheel indices, received bytes as a `Vec`).
+pub struct Board(EmulatedBoard);
 
 impl Board {
     /// Load the library and the firmware.
     pub fn new() -> Self {
         build_board();
-        let dir = firmware_dir().join("build");
-        // SAFETY: our own library with a plain C API; symbols are looked up by their C
-        // signatures declared in firmware/sim/board.h.
-        unsafe {
-            let lib = Library::new(dir.join("libboardsim.so")).expect("load libboardsim.so");
-            let new: NewFn = *lib.get(b"board_new\0").expect("board_new");
-            let elf = CString::new(dir.join("brainloop-fw.elf").to_string_lossy().as_bytes())
-                .expect("path");
-            let ptr = new(elf.as_ptr());
-            assert!(!ptr.is_null(), "board_new failed");
-            Self {
-                free: *lib.get(b"board_free\0").expect("sym"),
-                run: *lib.get(b"board_run_ns\0").expect("sym"),
-                send: *lib.get(b"board_uart_send\0").expect("sym"),
-                recv: *lib.get(b"board_uart_recv\0").expect("sym"),
-                wheel: *lib.get(b"board_wheel_speed\0").expect("sym"),
-                pwm: *lib.get(b"board_pwm\0").expect("sym"),
-                crashed: *lib.get(b"board_crashed\0").expect("sym"),
-                _lib: lib,
-                ptr,
-            }
-        }
+        Self(EmulatedBoard::load(&firmware_dir().join("build")).expect("load the emulated board"))
     }
     /// Advance emulated time.
     pub fn run_ns(&mut self, ns: u64) {
-        unsafe { (self.run)(self.ptr, ns) }
+        self.0.run_ns(ns)
     }
     /// Bytes into the board's UART.
     pub fn send(&mut self, b: &[u8]) {
-        unsafe { (self.send)(self.ptr, b.as_ptr(), b.len()) }
+        self.0.send(b)
     }
     /// Bytes the board sent.
     pub fn recv(&mut self) -> Vec<u8> {
         let mut buf = vec![0u8; 8192];
-        let n = unsafe { (self.recv)(self.ptr, buf.as_mut_ptr(), buf.len()) };
+        let n = self.0.recv(&mut buf);
         buf.truncate(n);
         buf
     }
     /// True wheel speed, rad/s.
     pub fn wheel(&self, i: i32) -> f64 {
-        unsafe { (self.wheel)(self.ptr, i) }
+        self.0.wheel_speed(i as usize)
     }
     /// Applied PWM.
     pub fn pwm(&self, i: i32) -> i32 {
-        unsafe { (self.pwm)(self.ptr, i) }
+        self.0.pwm(i as usize)
     }
     /// Whether the emulated CPU stopped.
     pub fn crashed(&self) -> bool {
-        unsafe { (self.crashed)(self.ptr) != 0 }
-    }
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        unsafe { (self.free)(self.ptr) }
+        self.0.crashed()
     }
 }
 
