@@ -646,6 +646,25 @@ pub struct EvalReport {
     pub stress_ms: f64,
     /// Modelled CPU contention (burner threads).
     pub stress_level: u32,
+    /// Every episode, in the order run.
+    pub episodes: Vec<EpisodeRow>,
+}
+
+/// One episode of `eval`, for finding the failures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpisodeRow {
+    /// Scenario name.
+    pub scenario: String,
+    /// Layout seed.
+    pub seed: u64,
+    /// "reached", "timeout" or "stopped".
+    pub outcome: String,
+    /// Simulated time run, s.
+    pub sim_time_s: f64,
+    /// Distance from the robot to the goal object at the end, m.
+    pub final_distance_to_goal_m: f64,
+    /// Contact onsets.
+    pub collisions: u32,
 }
 
 /// Run every scenario over `episodes` seeds (scenario seed + k).
@@ -693,5 +712,16 @@ pub fn run_eval(
         drowsiness_feedback: config.drowsiness.feedback,
         stress_ms: opts.stress_ms,
         stress_level: opts.stress_level,
+        episodes: all
+            .iter()
+            .map(|(name, r)| EpisodeRow {
+                scenario: name.clone(),
+                seed: r.seed,
+                outcome: r.outcome.clone(),
+                sim_time_s: r.sim_time_s,
+                final_distance_to_goal_m: r.final_distance_to_goal_m,
+                collisions: r.collisions,
+            })
+            .collect(),
     })
 }
