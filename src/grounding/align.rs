@@ -4,7 +4,7 @@
 //!    cubes and cylinders) are built in MuJoCo; the robot is placed at many poses (near and far
 //!    from objects, objects centred or off to a side, slight camera tilt), the camera renders RGB
 //!    and segmentation, and the RGB is re-lit (gain, white balance, gamma, noise). The vision
-//!    region's model gives the 7x7x1280 spatial map; segmentation labels each cell with the
+//!    region's model gives the 7x7x1504 spatial map; segmentation labels each cell with the
 //!    object (or floor / wall / obstacle / empty background) that covers it.
 //! 2. **Descriptions.** Each concept gets several phrasings (colour and shape words, synonyms),
 //!    embedded by the language region's model; their normalised mean is the concept prototype.
@@ -410,7 +410,7 @@ fn collect(
 ) -> Result<(), AlignError> {
     let (w, h) = (params.camera_width as usize, params.camera_height as usize);
     let grid = crate::regions::vision::GRID;
-    let dim = crate::regions::vision::EMBED_DIM;
+    let dim = crate::regions::vision::SPATIAL_DIM;
     let mut made = 0usize;
     let mut attempts = 0u64;
     while made < n_layouts {
@@ -712,7 +712,7 @@ pub fn run_align(
     let mut rng = Rng::new(opts.seed);
     let mut train = Data {
         samples: CellSamples {
-            in_dim: crate::regions::vision::EMBED_DIM,
+            in_dim: crate::regions::vision::SPATIAL_DIM,
             ..Default::default()
         },
         objects: Vec::new(),
@@ -729,7 +729,7 @@ pub fn run_align(
     )?;
     let mut test = Data {
         samples: CellSamples {
-            in_dim: crate::regions::vision::EMBED_DIM,
+            in_dim: crate::regions::vision::SPATIAL_DIM,
             ..Default::default()
         },
         objects: Vec::new(),

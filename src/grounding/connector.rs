@@ -1,5 +1,5 @@
 //! The vision-language alignment connector: a linear map (ridge regression, fitted here by
-//! `brainloop align`) from the vision region's spatial features (EfficientNet-Lite0, 1280 channels
+//! `brainloop align`) from the vision region's spatial features (EfficientNet-Lite0, 1504 channels
 //! per 7x7 cell) into the language region's sentence-embedding space (all-MiniLM-L6-v2, 384-d),
 //! together with the bank of concept prototypes (mean embeddings of the training descriptions of
 //! each thing seen in training) that the query connector attends through.
@@ -224,7 +224,7 @@ impl AlignConnector {
         Ok(c)
     }
 
-    /// Input channels per spatial cell (1280 for EfficientNet-Lite0).
+    /// Input channels per spatial cell (1504 for the vision region's EfficientNet-Lite0).
     pub fn in_dim(&self) -> usize {
         self.in_dim
     }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 /// Longest embedding vector a slot holds.
 pub const MAX_VECTOR: usize = 1536;
-/// Most spatial values a slot holds (7 x 7 x 1280).
-pub const MAX_SPATIAL: usize = 7 * 7 * 1280;
+/// Most spatial values a slot holds (7 x 7 x 1536: the vision region's 1504 channels fit).
+pub const MAX_SPATIAL: usize = 7 * 7 * 1536;
 
 const FRESH: u8 = 0b100;
 const INDEX: u8 = 0b011;

@@ -1,6 +1,7 @@
 //! The vision region: camera frame -> EfficientNet-Lite0 on ONNX Runtime -> the pooled
-//! 1280-d image embedding plus the 7x7x1280 spatial feature map (for query-based connectors
-//! that ground language in what the robot sees).
+//! 1280-d image embedding plus the 7x7x1504 spatial feature map (for query-based connectors
+//! that ground language in what the robot sees): per cell the head's 1280 features, then the
+//! earlier stages pooled over the cell (colour and small, far things the head has pooled away).
 //!
 //! Preprocessing (in Rust, no allocation per frame): centre-crop to a square, bilinear resize to
 //! 224x224 with half-pixel centres; mean/std normalisation is inside the model.
@@ -20,6 +21,9 @@ pub const SIZE: usize = 224;
 pub const EMBED_DIM: usize = 1280;
 /// Spatial grid side.
 pub const GRID: usize = 7;
+/// Channels per spatial cell: head features (the first `EMBED_DIM`), then max/mean over the cell
+/// of stages 5 (112), 3 (2 x 40) and 1 (2 x 16) of the network.
+pub const SPATIAL_DIM: usize = EMBED_DIM + 112 + 2 * 40 + 2 * 16;
 /// ImageNet classes of the classifier output.
 pub const CLASSES: usize = 1000;
 
@@ -67,7 +71,7 @@ pub struct VisionModel {
     input: Vec<f32>,
     /// Pooled embedding of the last run.
     pub embedding: Vec<f32>,
-    /// Spatial map of the last run, `[7, 7, 1280]` row-major.
+    /// Spatial map of the last run, `[7, 7, SPATIAL_DIM]` row-major.
     pub spatial: Vec<f32>,
     /// ImageNet logits of the last run.
     pub logits: Vec<f32>,
@@ -84,7 +88,7 @@ impl VisionModel {
             session: runtime::session(&path, threads)?,
             input: vec![0.0; SIZE * SIZE * 3],
             embedding: vec![0.0; EMBED_DIM],
-            spatial: vec![0.0; GRID * GRID * EMBED_DIM],
+            spatial: vec![0.0; GRID * GRID * SPATIAL_DIM],
             logits: vec![0.0; CLASSES],
             model_id: entry.model_id(),
             runs: 0,
@@ -210,7 +214,7 @@ impl Region for VisionRegion {
         Ok(Some(self.core.embedding(
             frame.stamp_ns,
             &self.model.embedding,
-            [g, g, EMBED_DIM as u32],
+            [g, g, SPATIAL_DIM as u32],
             &self.model.spatial,
         )))
     }
