@@ -823,7 +823,9 @@ pub fn run_align(
     let t2 = Instant::now();
     let colour_names: Vec<&str> = Colour::ALL.iter().map(|c| c.name()).collect();
     let shape_names: Vec<&str> = Shape::ALL.iter().map(|s| s.name()).collect();
-    let mut pick = |n: usize| rng.below(n);
+    // Its own random stream, so the sentences do not depend on how many views were drawn.
+    let mut sentence_rng = Rng::new(opts.seed ^ 0x5e47_e9ce);
+    let mut pick = |n: usize| sentence_rng.below(n);
     let sents = instruction::sentences(&colour_names, &shape_names, 160, &mut pick);
     let texts: Vec<String> = sents.iter().map(|s| s.text.clone()).collect();
     let labels: Vec<usize> = sents.iter().map(|s| s.output).collect();
@@ -832,8 +834,8 @@ pub fn run_align(
         .iter()
         .flat_map(|&c| Shape::ALL.iter().map(move |&s| object_concept(c, s)))
         .collect();
-    let (head, head_val) =
-        instruction::fit(&sent_embs, &labels, outputs, &off).map_err(AlignError::Options)?;
+    let (head, head_val) = instruction::fit(&sent_embs, &labels, shape_names.len(), outputs, &off)
+        .map_err(AlignError::Options)?;
     log(&format!(
         "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above cosine {:.3} ({:.1} s)",
         sents.len(),
