@@ -834,10 +834,20 @@ pub fn run_align(
         .iter()
         .flat_map(|&c| Shape::ALL.iter().map(move |&s| object_concept(c, s)))
         .collect();
-    let (head, head_val) = instruction::fit(&sent_embs, &labels, shape_names.len(), outputs, &off)
-        .map_err(AlignError::Options)?;
+    // "About an object": the same sentence frames naming places and other things, and
+    // off-topic sentences, are not.
+    let mut not_objects = embed_all(&mut lang, &instruction::not_object_sentences(8, &mut pick))?;
+    not_objects.extend(off.iter().cloned());
+    let (head, head_val) = instruction::fit(
+        &sent_embs,
+        &labels,
+        shape_names.len(),
+        outputs,
+        &not_objects,
+    )
+    .map_err(AlignError::Options)?;
     log(&format!(
-        "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above cosine {:.3} ({:.1} s)",
+        "align: instruction head on {} sentences: validation accuracy {:.1} %, temperature {:.3}, about an object above score {:.3} ({:.1} s)",
         sents.len(),
         head_val * 100.0,
         head.tau,

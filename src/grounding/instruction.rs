@@ -33,8 +33,23 @@ pub struct InstructionHead {
     pub tau: f32,
     /// Unit mean of the on-topic training sentences.
     pub centroid: Vec<f32>,
-    /// Cosine to `centroid` above which a sentence is about an object.
+    /// Objectness above which a sentence is about an object.
     pub min_objectness: f32,
+    /// "About an object at all" as a linear classifier on the embedding (minus `mean`), fitted
+    /// on instructions naming objects against the same sentence frames naming places and other
+    /// things, and off-topic sentences. Absent in older files: objectness is then the cosine
+    /// to `centroid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<AboutClassifier>,
+}
+
+/// Weights and bias of the "about an object" classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AboutClassifier {
+    /// One weight per embedding dimension.
+    pub weights: Vec<f32>,
+    /// Bias.
+    pub bias: f32,
 }
 
 impl InstructionHead {
@@ -52,14 +67,28 @@ impl InstructionHead {
             || self.bias.len() != k
             || self.outputs.iter().any(|&o| o >= concepts)
             || !(self.tau.is_finite() && self.tau > 0.0)
+            || self.about.as_ref().is_some_and(|a| a.weights.len() != dim)
         {
             return Err("instruction head does not match the connector".into());
         }
         Ok(())
     }
 
-    /// Cosine of `q` with the on-topic centroid.
+    /// How much `q` is about an object: the classifier's score, or (older files) the cosine
+    /// with the on-topic centroid. Compare with `min_objectness`.
     pub fn objectness(&self, q: &[f32]) -> f32 {
+        if let Some(a) = &self.about {
+            return a.bias
+                + q.iter()
+                    .zip(&self.mean)
+                    .zip(&a.weights)
+                    .map(|((x, m), w)| (x - m) * w)
+                    .sum::<f32>();
+        }
+        self.centroid_cosine(q)
+    }
+
+    fn centroid_cosine(&self, q: &[f32]) -> f32 {
         let n = q.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         q.iter()
             .zip(&self.centroid)
@@ -255,6 +284,53 @@ pub const OFF_TOPIC: [&str; 40] = [
     "check my email",
 ];
 
+/// Things that are not objects the robot can see, named in the instruction templates as
+/// negatives for the "about an object" classifier (places, furniture, people, other things).
+pub const NOT_OBJECTS: [&str; 30] = [
+    "kitchen",
+    "front door",
+    "sofa",
+    "desk",
+    "window",
+    "charging station",
+    "fridge",
+    "bathroom",
+    "garden",
+    "garage",
+    "bedroom",
+    "office",
+    "stairs",
+    "dining table",
+    "chair",
+    "living room",
+    "hallway",
+    "entrance",
+    "exit sign",
+    "corner of the room",
+    "lamp",
+    "television",
+    "bookshelf",
+    "printer",
+    "lift",
+    "person",
+    "dog",
+    "cat",
+    "car park",
+    "laundry",
+];
+
+/// Negative sentences for the "about an object" classifier: every template with each of
+/// [`NOT_OBJECTS`], `per_thing` times, drawn with `next(n)`.
+pub fn not_object_sentences(per_thing: usize, next: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
+    let mut v = Vec::new();
+    for thing in NOT_OBJECTS {
+        for _ in 0..per_thing {
+            v.push(TEMPLATES[next(TEMPLATES.len())].replace("{}", thing));
+        }
+    }
+    v
+}
+
 /// One generated training sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sentence {
@@ -301,8 +377,11 @@ pub fn sentences(
 /// training still score right; a direct 18-way fit learns the template words along with the
 /// object and fails on new templates ("head towards that red ball"). The penalty is chosen on a
 /// held-out fifth, the temperature so training sentences get >= 0.97 on their concept on
-/// average, the objectness threshold between on-topic and `off` embeddings. `outputs` maps head
-/// outputs to connector concepts. Returns the head and the validation accuracy.
+/// average. "About an object" is a second ridge regression: `embs` against `off` (off-topic
+/// sentences and sentence frames naming things that are not objects), classes weighted
+/// equally, strongly regularised (it must carry over to sentences unlike both), its threshold
+/// set between the two. `outputs` maps head outputs to connector concepts. Returns the head and the
+/// validation accuracy.
 pub fn fit(
     embs: &[Vec<f32>],
     labels: &[usize],
@@ -433,6 +512,7 @@ pub fn fit(
         tau: 0.1,
         centroid: vec![0.0; d],
         min_objectness: 0.0,
+        about: None,
     };
     // Temperature: the softest that still gives >= 0.97 on average (sharp enough to tell a
     // purple cube from a purple ball).
@@ -453,11 +533,47 @@ pub fn fit(
         }
     }
     head.tau = tau;
-    // Objectness: cosine to the unit mean of the on-topic sentences.
+    // The centroid (kept for the record and for older readers).
     let mut c: Vec<f32> = head.mean.clone();
     let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     c.iter_mut().for_each(|x| *x /= norm);
     head.centroid = c;
+    // "About an object": weighted ridge, positives +1/2 and negatives -1/2, each class weighing
+    // half.
+    if !off.is_empty() {
+        let (np, nn) = (embs.len() as f64, off.len() as f64);
+        let rows: Vec<(&Vec<f32>, f64, f64)> = embs
+            .iter()
+            .map(|e| (e, 0.5, 0.5 / np))
+            .chain(off.iter().map(|e| (e, -0.5, 0.5 / nn)))
+            .collect();
+        let mut g = vec![0.0f64; d * d];
+        let mut rhs = vec![0.0f64; d];
+        let mut xc = vec![0.0f64; d];
+        for (e, y, w) in &rows {
+            for j in 0..d {
+                xc[j] = e[j] as f64 - mean[j];
+            }
+            for i in 0..d {
+                let wi = w * xc[i];
+                rhs[i] += wi * y;
+                for j in 0..d {
+                    g[i * d + j] += wi * xc[j];
+                }
+            }
+        }
+        // No bias term: the threshold below absorbs the offset.
+        let tr = (0..d).map(|i| g[i * d + i]).sum::<f64>() / d as f64;
+        for i in 0..d {
+            g[i * d + i] += 0.3 * tr.max(1e-12);
+        }
+        cholesky(&mut g, d).map_err(|e| e.to_string())?;
+        cholesky_solve(&g, d, &mut rhs, 1).map_err(|e| e.to_string())?;
+        head.about = Some(AboutClassifier {
+            weights: rhs.iter().map(|&x| x as f32).collect(),
+            bias: 0.0,
+        });
+    }
     let mut on: Vec<f32> = embs.iter().map(|e| head.objectness(e)).collect();
     on.sort_by(f32::total_cmp);
     let on_low = on[on.len() / 100];
@@ -465,7 +581,7 @@ pub fn fit(
         .iter()
         .map(|e| head.objectness(e))
         .fold(f32::NEG_INFINITY, f32::max);
-    // Lean towards accepting: held-out phrasings sit further from the centroid than training.
+    // Lean towards accepting: held-out phrasings sit further from the training sentences.
     head.min_objectness = if off_high < on_low {
         off_high + 0.4 * (on_low - off_high)
     } else {

@@ -22,7 +22,9 @@ pub const MAX_CELLS: usize = 256;
 pub struct InstructionInfo {
     /// Whether the instruction is about something the connector can see (else: stay idle).
     pub meaningful: bool,
-    /// Largest raw cosine to an object concept.
+    /// How much the instruction is about an object: the instruction head's objectness score
+    /// (older connectors: the largest raw cosine to an object concept); compared with the
+    /// connector's threshold to give `meaningful`.
     pub similarity: f32,
     /// Most likely concept (index into the connector's bank; for logs).
     pub best_concept: usize,
