@@ -396,3 +396,22 @@ fn absent_target_keeps_searching_safely_and_never_claims_arrival() {
         o.min_clearance
     );
 }
+
+#[test]
+fn a_connector_fitted_on_other_vision_features_is_refused_at_load() {
+    // The toy connector takes 8-channel features; the vision region gives SPATIAL_DIM.
+    let dir = std::env::temp_dir().join(format!("brainloop-conn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("old.bin");
+    connector().save(&path).unwrap();
+    let params = brainloop::body::RobotParams::load_default();
+    let err = brainloop::grounding::load_policy_from(&path, &params)
+        .err()
+        .expect("a mismatched connector must not load")
+        .to_string();
+    assert!(
+        err.contains("8-channel") && err.contains("brainloop align"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -43,6 +43,17 @@ pub fn load_policy_from(
     params: &crate::body::RobotParams,
 ) -> Result<GroundedPolicy, ConnectorError> {
     let connector = std::sync::Arc::new(AlignConnector::load(path)?);
+    // A connector fitted on another vision model's features would match nothing, silently.
+    let want = crate::regions::vision::SPATIAL_DIM;
+    if connector.in_dim() != want {
+        return Err(ConnectorError::Format {
+            path: path.to_path_buf(),
+            message: format!(
+                "fitted on {}-channel vision features, but the vision region gives {want}; refit it with `brainloop align`",
+                connector.in_dim()
+            ),
+        });
+    }
     let p = PolicyParams::for_robot(params);
     let query = QueryConnector::new(connector, p.hfov);
     Ok(GroundedPolicy::new(query, p))
