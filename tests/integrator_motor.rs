@@ -240,7 +240,7 @@ fn body_estop_and_stale_body_state_give_zero() {
 
 #[test]
 fn drowsiness_scale_slows_autonomy_only() {
-    let (mut m, _, _) = stage();
+    let (mut m, c, _) = stage();
     let mut b = Probe::default();
     let mut o = None;
     for k in 1..100 {
@@ -248,5 +248,14 @@ fn drowsiness_scale_slows_autonomy_only() {
         let s = b.state();
         o = Some(m.step(k * DT, &intent(0.4, 0.0), 0.5, false, &s, &mut b));
     }
-    assert!((o.unwrap().twist.linear - 0.2).abs() < 1e-9);
+    // Scale 0.5 halves the 0.5 m/s limit: cruising at 0.4 is capped at 0.25.
+    let max = c.limits.max_linear_mps;
+    assert!((o.unwrap().twist.linear - 0.5 * max).abs() < 1e-9);
+    // A slow manoeuvre under the lowered limit (backing off a wall) passes unchanged.
+    for k in 100..200 {
+        b.stamp_ns = k * DT;
+        let s = b.state();
+        o = Some(m.step(k * DT, &intent(-0.06, 0.0), 0.5, false, &s, &mut b));
+    }
+    assert!((o.unwrap().twist.linear + 0.06).abs() < 1e-9);
 }

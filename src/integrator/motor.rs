@@ -1,7 +1,8 @@
 //! The motor stage: the last thing between a decision and a wheel.
 //!
-//! Every tick it validates the intent (a non-finite value becomes zero and is counted), scales
-//! autonomy by the drowsiness speed scale, applies the override mux (e-stop > fresh teleop >
+//! Every tick it validates the intent (a non-finite value becomes zero and is counted), lowers
+//! autonomy's speed limits by the drowsiness speed scale (a cap: cruising slows, the slow
+//! manoeuvres a policy makes near obstacles, backing off or creeping, pass unchanged), applies the override mux (e-stop > fresh teleop >
 //! autonomy; a teleop command older than `[teleop].timeout_ms` falls back to autonomy), clamps
 //! to `[limits]`, limits acceleration, converts the twist to wheel speeds and writes the body.
 //! A stale body state, an e-stop or a forced stop writes zero at once.
@@ -173,10 +174,16 @@ impl MotorStage {
             } else {
                 0.0
             };
+            // Drowsiness lowers the speed limits rather than scaling every command: a scaled
+            // back-off of 6 cm/s is no back-off at all when the robot is drowsy and near a wall.
+            let (vmax, wmax) = (
+                self.limits.max_linear_mps * k,
+                self.limits.max_angular_rps * k,
+            );
             (
                 Twist {
-                    linear: t.linear * k,
-                    angular: t.angular * k,
+                    linear: t.linear.clamp(-vmax, vmax),
+                    angular: t.angular.clamp(-wmax, wmax),
                 },
                 ControlSource::Autonomy,
                 StopReason::None,
