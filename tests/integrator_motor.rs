@@ -258,4 +258,14 @@ fn drowsiness_scale_slows_autonomy_only() {
         o = Some(m.step(k * DT, &intent(-0.06, 0.0), 0.5, false, &s, &mut b));
     }
     assert!((o.unwrap().twist.linear + 0.06).abs() < 1e-9);
+    // A turn over the lowered limit slows the whole command: same curvature.
+    for k in 200..300 {
+        b.stamp_ns = k * DT;
+        let s = b.state();
+        o = Some(m.step(k * DT, &intent(0.1, 2.0), 0.5, false, &s, &mut b));
+    }
+    let t = o.unwrap().twist;
+    let wmax = 0.5 * c.limits.max_angular_rps;
+    assert!((t.angular - wmax).abs() < 1e-9, "{t:?}");
+    assert!((t.linear / t.angular - 0.05).abs() < 1e-9, "{t:?}");
 }

@@ -1,8 +1,9 @@
 //! The motor stage: the last thing between a decision and a wheel.
 //!
 //! Every tick it validates the intent (a non-finite value becomes zero and is counted), lowers
-//! autonomy's speed limits by the drowsiness speed scale (a cap: cruising slows, the slow
-//! manoeuvres a policy makes near obstacles, backing off or creeping, pass unchanged), applies the override mux (e-stop > fresh teleop >
+//! autonomy's speed limits by the drowsiness speed scale (a cap that keeps the path's
+//! curvature: cruising slows, the slow manoeuvres a policy makes near obstacles, backing off or
+//! creeping, pass unchanged), applies the override mux (e-stop > fresh teleop >
 //! autonomy; a teleop command older than `[teleop].timeout_ms` falls back to autonomy), clamps
 //! to `[limits]`, limits acceleration, converts the twist to wheel speeds and writes the body.
 //! A stale body state, an e-stop or a forced stop writes zero at once.
@@ -176,14 +177,23 @@ impl MotorStage {
             };
             // Drowsiness lowers the speed limits rather than scaling every command: a scaled
             // back-off of 6 cm/s is no back-off at all when the robot is drowsy and near a wall.
+            // A command over a lowered limit is scaled down as a whole, just enough, so the
+            // path keeps its curvature (capping the turn alone would steer into what it avoids).
             let (vmax, wmax) = (
                 self.limits.max_linear_mps * k,
                 self.limits.max_angular_rps * k,
             );
+            let ratio = |x: f64, max: f64| if x.abs() > max { max / x.abs() } else { 1.0 };
+            let l = &self.limits;
+            let t = Twist {
+                linear: t.linear.clamp(-l.max_linear_mps, l.max_linear_mps),
+                angular: t.angular.clamp(-l.max_angular_rps, l.max_angular_rps),
+            };
+            let r = ratio(t.linear, vmax).min(ratio(t.angular, wmax));
             (
                 Twist {
-                    linear: t.linear.clamp(-vmax, vmax),
-                    angular: t.angular.clamp(-wmax, wmax),
+                    linear: t.linear * r,
+                    angular: t.angular * r,
                 },
                 ControlSource::Autonomy,
                 StopReason::None,
