@@ -406,8 +406,7 @@ fn a_connector_fitted_on_other_vision_features_is_refused_at_load() {
     connector().save(&path).unwrap();
     let params = brainloop::body::RobotParams::load_default();
     let err = brainloop::grounding::load_policy_from(&path, &params)
-        .err()
-        .expect("a mismatched connector must not load")
+        .expect_err("a mismatched connector must not load")
         .to_string();
     assert!(
         err.contains("8-channel") && err.contains("brainloop align"),
