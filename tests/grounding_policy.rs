@@ -203,9 +203,21 @@ struct Outcome {
     min_clearance: f32,
     modes: Vec<Mode>,
     allocs_in_decide: usize,
+    /// Commanded linear speed per tick.
+    linear: Vec<f32>,
 }
 
 fn run(world: &mut World, instruction: Option<Vec<f32>>, target: usize, seconds: f32) -> Outcome {
+    run_drowsy(world, instruction, target, seconds, &|_| 0.0)
+}
+
+fn run_drowsy(
+    world: &mut World,
+    instruction: Option<Vec<f32>>,
+    target: usize,
+    seconds: f32,
+    drowsiness: &dyn Fn(f32) -> f32,
+) -> Outcome {
     let c = connector();
     let params = PolicyParams {
         hfov: PI / 3.0,
@@ -223,6 +235,7 @@ fn run(world: &mut World, instruction: Option<Vec<f32>>, target: usize, seconds:
         min_clearance: f32::INFINITY,
         modes: Vec::new(),
         allocs_in_decide: 0,
+        linear: Vec::with_capacity((seconds / dt) as usize + 1),
     };
     let steps = (seconds / dt) as usize;
     for i in 0..steps {
@@ -243,7 +256,7 @@ fn run(world: &mut World, instruction: Option<Vec<f32>>, target: usize, seconds:
                 stale: false,
             }),
             body: &body,
-            drowsiness: 0.0,
+            drowsiness: drowsiness(t),
         };
         let before = ALLOCS.with(|a| a.get());
         let intent = policy.decide(&input);
@@ -265,6 +278,7 @@ fn run(world: &mut World, instruction: Option<Vec<f32>>, target: usize, seconds:
         if intent.mode == Mode::Arrived && out.arrived_at.is_none() {
             out.arrived_at = Some(t);
         }
+        out.linear.push(intent.twist.linear as f32);
         let lin = (intent.twist.linear as f32).clamp(-0.5, 0.5);
         let ang = (intent.twist.angular as f32).clamp(-2.0, 2.0);
         world.step(lin, ang, dt);
@@ -413,4 +427,24 @@ fn a_connector_fitted_on_other_vision_features_is_refused_at_load() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn one_drowsy_moment_keeps_the_robot_cautious_for_a_while() {
+    // A 0.1 s spike of drowsiness (one stall) at t = 2 s while driving to a far target: the
+    // policy stays slower for seconds after it, not only during the spike, and still arrives.
+    let world = || World::new((-2.5, 0.0, 0.0), vec![obj(2.5, 0.0, 1)]);
+    let alert = run(&mut world(), Some(instruction_for(1)), 1, 30.0);
+    let spike = |t: f32| if (2.0..2.1).contains(&t) { 1.0 } else { 0.0 };
+    let drowsy = run_drowsy(&mut world(), Some(instruction_for(1)), 1, 30.0, &spike);
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    // 1.5 to 2.5 s after the spike (ticks of 20 ms).
+    let (a, d) = (
+        mean(&alert.linear[175..225]),
+        mean(&drowsy.linear[175..225]),
+    );
+    assert!(a > 0.3, "cruising: {a}");
+    assert!(d < 0.9 * a, "still cautious after the spike: {d} vs {a}");
+    assert!(alert.arrived_at.is_some() && drowsy.arrived_at.is_some());
+    assert!(drowsy.arrived_at.unwrap() > alert.arrived_at.unwrap());
 }

@@ -22,6 +22,8 @@ pub const VISIT_CELLS: usize = 32;
 pub const VISIT_CELL_M: f32 = 0.5;
 /// Heading bins in which weak matches are accumulated during a search.
 pub const LEAD_BINS: usize = 24;
+/// Seconds for the policy's held drowsiness to fall from 1 to 0.
+pub const DROWSY_RELEASE_S: f32 = 5.0;
 
 /// Tunables of the decision (defaults suit the shipped robot in `urdf/robot.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -275,6 +277,10 @@ pub struct GroundedPolicy {
     pos: (f32, f32),
     /// Where the robot has been: a coarse map around the start, so exploring prefers new ground.
     visited: [bool; VISIT_CELLS * VISIT_CELLS],
+    /// Drowsiness held at its peak and released slowly, and when it was last updated: one
+    /// stall makes the loop drowsy for about a second, and a robot that turns cautious and
+    /// bold again every second dithers in tight spots.
+    drowsy_hold: (f32, u64),
 }
 
 fn visit_cell(x: f32, y: f32) -> Option<usize> {
@@ -334,6 +340,7 @@ impl GroundedPolicy {
             pitch_accel: 0.0,
             pos: (0.0, 0.0),
             visited: [false; VISIT_CELLS * VISIT_CELLS],
+            drowsy_hold: (0.0, 0),
         }
     }
 
@@ -791,11 +798,15 @@ impl GroundedPolicy {
             return self.out(Mode::Arrived, Twist::ZERO);
         }
         self.update_percept(input);
-        let drowsy = if input.drowsiness.is_finite() {
+        let drowsy_now = if input.drowsiness.is_finite() {
             input.drowsiness.clamp(0.0, 1.0)
         } else {
             1.0
         };
+        let (held, at) = self.drowsy_hold;
+        let released = held - input.now_ns.saturating_sub(at) as f32 * 1e-9 / DROWSY_RELEASE_S;
+        let drowsy = drowsy_now.max(released).clamp(0.0, 1.0);
+        self.drowsy_hold = (drowsy, input.now_ns);
         let caution = 1.0 + 0.5 * drowsy;
         let speed = self.params.max_linear * (1.0 - 0.4 * drowsy);
         let now = input.now_ns;
