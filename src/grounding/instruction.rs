@@ -541,27 +541,26 @@ pub fn fit(
     // "About an object": weighted ridge, positives +1/2 and negatives -1/2, each class weighing
     // half.
     if !off.is_empty() {
+        // Rows scaled by the square root of their weight: X'X and X'y are then the weighted sums.
         let (np, nn) = (embs.len() as f64, off.len() as f64);
         let rows: Vec<(&Vec<f32>, f64, f64)> = embs
             .iter()
-            .map(|e| (e, 0.5, 0.5 / np))
-            .chain(off.iter().map(|e| (e, -0.5, 0.5 / nn)))
+            .map(|e| (e, 0.5, (0.5 / np).sqrt()))
+            .chain(off.iter().map(|e| (e, -0.5, (0.5 / nn).sqrt())))
             .collect();
-        let mut g = vec![0.0f64; d * d];
-        let mut rhs = vec![0.0f64; d];
-        let mut xc = vec![0.0f64; d];
-        for (e, y, w) in &rows {
+        let m = rows.len();
+        let mut x = vec![0.0f64; m * d];
+        let mut y = vec![0.0f64; m];
+        for (i, (e, target, sw)) in rows.iter().enumerate() {
             for j in 0..d {
-                xc[j] = e[j] as f64 - mean[j];
+                x[i * d + j] = sw * (e[j] as f64 - mean[j]);
             }
-            for i in 0..d {
-                let wi = w * xc[i];
-                rhs[i] += wi * y;
-                for j in 0..d {
-                    g[i * d + j] += wi * xc[j];
-                }
-            }
+            y[i] = sw * target;
         }
+        let mut g = vec![0.0f64; d * d];
+        add_at_b(&x, &x, m, d, d, &mut g);
+        let mut rhs = vec![0.0f64; d];
+        add_at_b(&x, &y, m, d, 1, &mut rhs);
         // No bias term: the threshold below absorbs the offset.
         let tr = (0..d).map(|i| g[i * d + i]).sum::<f64>() / d as f64;
         for i in 0..d {

@@ -179,12 +179,9 @@ impl MotorStage {
             // back-off of 6 cm/s is no back-off at all when the robot is drowsy and near a wall.
             // A command over a lowered limit is scaled down as a whole, just enough, so the
             // path keeps its curvature (capping the turn alone would steer into what it avoids).
-            let (vmax, wmax) = (
-                self.limits.max_linear_mps * k,
-                self.limits.max_angular_rps * k,
-            );
-            let ratio = |x: f64, max: f64| if x.abs() > max { max / x.abs() } else { 1.0 };
             let l = &self.limits;
+            let (vmax, wmax) = (l.max_linear_mps * k, l.max_angular_rps * k);
+            let ratio = |x: f64, max: f64| if x.abs() > max { max / x.abs() } else { 1.0 };
             let t = Twist {
                 linear: t.linear.clamp(-l.max_linear_mps, l.max_linear_mps),
                 angular: t.angular.clamp(-l.max_angular_rps, l.max_angular_rps),
