@@ -11,6 +11,7 @@
 pub mod body;
 pub mod bus;
 pub mod config;
+pub mod experiment;
 pub mod grounding;
 pub mod integrator;
 pub mod link;
@@ -22,3 +23,6 @@ pub mod robot;
 pub mod ros2;
 pub mod sim;
 pub mod teleop;
+pub mod training;
+pub mod util;
+pub mod world;

@@ -373,8 +373,8 @@ enum BrainArg {
 }
 
 impl SimCommon {
-    fn into_lib(self) -> brainloop::sim::commands::CommonArgs {
-        brainloop::sim::commands::CommonArgs {
+    fn into_lib(self) -> brainloop::experiment::commands::CommonArgs {
+        brainloop::experiment::commands::CommonArgs {
             config: self.config,
             no_camera: self.no_camera,
             realtime: self.realtime,
@@ -382,12 +382,12 @@ impl SimCommon {
             stress_level: self.stress,
             no_drowsiness_feedback: self.no_drowsiness_feedback,
             brain: match self.brain {
-                BrainArg::Integrator => brainloop::sim::episode::BrainKind::Integrator,
-                BrainArg::Pilot => brainloop::sim::episode::BrainKind::Pilot,
+                BrainArg::Integrator => brainloop::experiment::episode::BrainKind::Integrator,
+                BrainArg::Pilot => brainloop::experiment::episode::BrainKind::Pilot,
             },
             policy: match self.policy {
-                PolicyArg::Grounded => brainloop::sim::brain::PolicyKind::Grounded,
-                PolicyArg::Pilot => brainloop::sim::brain::PolicyKind::Pilot,
+                PolicyArg::Grounded => brainloop::experiment::brain::PolicyKind::Grounded,
+                PolicyArg::Pilot => brainloop::experiment::brain::PolicyKind::Pilot,
             },
             physics: match self.body {
                 BodyArg::Mujoco => brainloop::sim::bodies::Physics::Mujoco,
@@ -401,7 +401,7 @@ impl SimCommon {
 #[derive(clap::Args)]
 struct SimCli {
     /// Scenario name in scenarios/ (or a path to a .toml).
-    #[arg(long, default_value = brainloop::sim::commands::DEFAULT_SCENARIO)]
+    #[arg(long, default_value = brainloop::experiment::commands::DEFAULT_SCENARIO)]
     scenario: String,
     /// Instruction for the brain (default: the scenario's).
     #[arg(long)]
@@ -451,7 +451,7 @@ fn init_logging(format: LogFormat) {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sim(a) => {
-            use brainloop::sim::commands;
+            use brainloop::experiment::commands;
             let args = commands::SimArgs {
                 common: a.common.into_lib(),
                 scenario: Some(a.scenario),
@@ -465,7 +465,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Align(a) => {
-            use brainloop::grounding::align;
+            use brainloop::training::align;
             let opts = align::AlignOptions {
                 out: a.out,
                 layouts: a.layouts,
@@ -482,7 +482,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => {
-            use brainloop::sim::commands;
+            use brainloop::experiment::commands;
             let args = commands::EvalArgs {
                 common: a.common.into_lib(),
                 scenarios: a.scenarios,
@@ -508,7 +508,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary_only: summary,
             };
             let mut out = std::io::stdout().lock();
-            let counts = brainloop::sim::commands::replay_file(&file, &opts, &mut out)?;
+            let counts = brainloop::experiment::commands::replay_file(&file, &opts, &mut out)?;
             if summary {
                 for (t, n) in counts {
                     println!("{t}\t{n}");
@@ -564,7 +564,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seconds,
                 json,
             } => {
-                let rows = brainloop::sim::commands::bench_sim(&scenario, seconds)?;
+                let rows = brainloop::experiment::commands::bench_sim(&scenario, seconds)?;
                 if json {
                     println!("{}", serde_json::to_string(&rows)?);
                 } else {
@@ -610,7 +610,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 config,
                 json,
             } => {
-                use brainloop::integrator::bench;
+                use brainloop::experiment::loop_bench as bench;
                 let cfg = match config {
                     Some(f) => Config::load(&f)?,
                     None => Config::default(),

@@ -10,8 +10,8 @@
 
 use brainloop::body::RobotParams;
 use brainloop::config::Config;
-use brainloop::grounding::align::ParaphraseSet;
-use brainloop::sim::episode::{run_episode, EpisodeOptions};
+use brainloop::training::align::ParaphraseSet;
+use brainloop::experiment::episode::{run_episode, EpisodeOptions};
 use brainloop::sim::scenario::{load_dir, ObjectKind};
 use std::path::Path;
 

@@ -7,7 +7,7 @@ use brainloop::config::Config;
 use brainloop::report::mcap::{replay, ReplayOptions};
 use brainloop::report::Summary;
 use brainloop::sim::camera::SimCamera;
-use brainloop::sim::episode::{run_episode, run_eval, BrainKind, EpisodeOptions};
+use brainloop::experiment::episode::{run_episode, run_eval, BrainKind, EpisodeOptions};
 use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::Scenario;
 use std::path::Path;

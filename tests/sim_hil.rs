@@ -11,7 +11,7 @@ use brainloop::msg::Twist;
 use brainloop::report::mcap::{replay, ReplayOptions};
 use brainloop::report::Summary;
 use brainloop::sim::bodies::Board;
-use brainloop::sim::episode::{run_episode, BrainKind, EpisodeOptions};
+use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
 use brainloop::sim::hil::{HilBoard, BOARD_LIB, FIRMWARE_ELF};
 use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::Scenario;

@@ -7,7 +7,7 @@ use brainloop::config::Config;
 use brainloop::msg::{Twist, WheelSpeeds};
 use brainloop::report::Summary;
 use brainloop::sim::bodies::Physics;
-use brainloop::sim::episode::{run_episode, BrainKind, EpisodeOptions};
+use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
 use brainloop::sim::kinematic::KinematicWorld;
 use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::{Layout, Scenario};
@@ -100,6 +100,6 @@ fn kinematic_episodes_run_without_mujoco_deterministically_and_blind() {
     // The blind pilot searches: it turns, then wanders, avoiding what its range rays see.
     assert!(a.path_length_m > 0.3, "{a:?}");
     assert!(a.min_obstacle_distance_m > 0.0, "{a:?}");
-    let text = brainloop::sim::commands::summary_text(&a, Path::new("/tmp/x"));
+    let text = brainloop::experiment::commands::summary_text(&a, Path::new("/tmp/x"));
     assert!(text.contains("BLIND"), "{text}");
 }

@@ -129,7 +129,7 @@ fn check_urdf(p: &RobotParams, u: &serde_json::Value) {
     close(v(u, "camera_rpy")[1], p.camera_pitch, "camera pitch");
     close(
         u["hfov"].as_f64().unwrap(),
-        brainloop::sim::brain::camera_hfov(p),
+        brainloop::experiment::brain::camera_hfov(p),
         "hfov",
     );
     assert_eq!(u["image"][0].as_u64(), Some(p.camera_width as u64));

@@ -743,7 +743,7 @@ fn estop_command(seen: &mut bool, value: bool) -> Option<TeleopCommand> {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
-pub use crate::integrator::rt::monotonic_ns;
+pub use crate::util::monotonic_ns;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! same trait, so a region moves to its own process without changes.
 
 pub mod cdr;
+pub mod slots;
 #[cfg(feature = "dds")]
 pub mod dds;
 

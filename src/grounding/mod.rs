@@ -11,7 +11,6 @@
 //! No keyword tables, no colour thresholds on pixels, no simulator ground truth at run time: the
 //! instruction reaches the decision only as the language region's embedding.
 
-pub mod align;
 pub mod connector;
 pub mod instruction;
 pub mod linalg;

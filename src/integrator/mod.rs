@@ -14,7 +14,6 @@
 //! runs under a mock clock, in lockstep with the simulator, and on the real-time thread of
 //! [`rt::run_realtime`].
 
-pub mod bench;
 pub mod connector;
 pub mod drowsiness;
 pub mod forward;
@@ -23,7 +22,7 @@ pub mod memory;
 pub mod motor;
 pub mod policy;
 pub mod rt;
-pub mod slots;
+
 
 pub use connector::Connector;
 pub use drowsiness::Drowsiness;
@@ -32,7 +31,7 @@ pub use health::{Health, HealthSummary};
 pub use memory::{LongTermMemory, WorkingMemory};
 pub use motor::{MotorOutput, MotorStage, StopReason};
 pub use policy::{DecisionContext, Policy, ReactivePolicy};
-pub use slots::{EmbeddingRef, InputSlots, PublishError, SlotView, SlotWriter};
+pub use crate::bus::slots::{self, EmbeddingRef, InputSlots, PublishError, SlotView, SlotWriter};
 
 use crate::body::{Body, RobotParams};
 use crate::config::{Config, OnFailure};

@@ -5,7 +5,7 @@
 //! [`ReactivePolicy`] is the simple default: idle without an instruction; with one, cruise
 //! forward and steer away from the nearest obstacle seen by the range sensor.
 
-use super::slots::SlotView;
+use crate::bus::slots::SlotView;
 use crate::msg::{BodyState, Mode, MotorIntent, RegionId, Twist};
 
 /// Everything a policy may look at in one tick (all borrowed).

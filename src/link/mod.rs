@@ -18,4 +18,4 @@ pub use serial::{LinkHealth, SerialConfig, SerialLink};
 pub use session::{LinkStats, Session};
 
 /// Monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: the time base of every `now_ns`.
-pub use crate::integrator::rt::monotonic_ns;
+pub use crate::util::monotonic_ns;

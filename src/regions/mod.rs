@@ -81,7 +81,7 @@ pub enum RegionError {
 /// An embedding borrowed from a region's preallocated output buffers: what a region hands to
 /// the integrator's input slot (which copies it without allocating). It is the integrator's own
 /// slot type, so `step`'s output goes straight into `SlotWriter::publish`.
-pub use crate::integrator::slots::EmbeddingRef;
+pub use crate::bus::slots::EmbeddingRef;
 
 /// The serialisable (bus/MCAP) form of a region's embedding; allocates.
 pub fn to_message(region: RegionId, e: &EmbeddingRef<'_>) -> Embedding {

@@ -7,7 +7,7 @@
 pub mod canvas;
 pub mod mcap;
 
-use crate::sim::scenario::{Colour, Layout};
+use crate::world::{Colour, Layout};
 use canvas::{Axes, Canvas};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -135,7 +135,7 @@ pub fn trajectory_png(
         let r = o.shape.radius() * scale;
         let col = colour_rgb(o.colour);
         match o.shape {
-            crate::sim::scenario::Shape::Cube => {
+            crate::world::Shape::Cube => {
                 c.rect(x - r * 0.7, y - r * 0.7, x + r * 0.7, y + r * 0.7, col)
             }
             _ => c.disc(x, y, r, col),

@@ -58,7 +58,7 @@ pub struct Ros2Bridge {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-use crate::integrator::rt::monotonic_ns as now_ns;
+use crate::util::monotonic_ns as now_ns;
 
 impl Ros2Bridge {
     /// Create the node `name` and start its thread.

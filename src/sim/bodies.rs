@@ -7,7 +7,7 @@ use crate::sim::board::SimBoard;
 use crate::sim::hil::{default_firmware_dir, HilBoard, HilError};
 use crate::sim::kinematic::KinematicWorld;
 use crate::sim::mujoco::{MujocoBody, MujocoError};
-use crate::sim::scenario::Layout;
+use crate::world::Layout;
 use std::path::PathBuf;
 
 /// The physical model of the robot in the arena.

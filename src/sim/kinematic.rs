@@ -6,7 +6,7 @@ use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
 use crate::msg::{BodyState, WheelSpeeds, RANGE_RAYS_MAX};
 use crate::sim::mujoco::COLLISION_GAP_S;
 use crate::sim::raycast;
-use crate::sim::scenario::{Layout, ROBOT_RADIUS};
+use crate::world::{Layout, ROBOT_RADIUS};
 
 /// Kinematic diff-drive robot.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! simulated robot, the odometry constants and the URDF cannot disagree (tests/sim_urdf.rs checks).
 
 use crate::body::RobotParams;
-use crate::sim::scenario::{Layout, Shape};
+use crate::world::{Layout, Shape};
 use std::fmt::Write;
 
 /// Physics time step, s.

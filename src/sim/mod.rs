@@ -1,24 +1,20 @@
-//! The embedded simulation: bodies whose time we control, for trying the brain on any machine.
+//! The embedded simulation: physics and fake hardware whose time we control, so the brain can be
+//! tried on any machine. May depend on body, link, msg, world and util; never on the brain.
 //!
 //! [`mujoco`] is the default body (MuJoCo, in-process) behind the simulated motor board
 //! ([`board`], speaking the real serial protocol) or behind the real firmware on the emulated
 //! board ([`hil`], `--hil`), [`kinematic`] the pure-Rust fallback with range rays from
 //! [`raycast`] (`--body kinematic`), and [`bodies`] picks one for an episode;
-//! [`scenario`] describes tasks and lays out arenas from a seed, [`mjcf`] generates the MuJoCo
-//! model from the one robot description, [`camera`] renders what the robot sees, [`pilot`] is the
-//! classical baseline, and [`episode`] runs a brain against a scenario in lockstep (or real time)
-//! and scores it.
+//! [`scenario`] reads task files and lays out arenas from a seed, [`mjcf`] generates the MuJoCo
+//! model from the one robot description, and [`camera`] renders what the robot sees. Running a
+//! brain against all this is [`crate::experiment`]'s job.
 
 pub mod board;
 pub mod bodies;
-pub mod brain;
 pub mod camera;
-pub mod commands;
-pub mod episode;
 pub mod hil;
 pub mod kinematic;
 pub mod mjcf;
 pub mod mujoco;
-pub mod pilot;
 pub mod raycast;
 pub mod scenario;

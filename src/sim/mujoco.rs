@@ -7,7 +7,7 @@
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
 use crate::msg::{BodyState, WheelSpeeds, RANGE_RAYS_MAX};
 use crate::sim::mjcf::{self, CHASSIS, OBJECT_PREFIX, RANGE_SITE, TIMESTEP};
-use crate::sim::scenario::Layout;
+use crate::world::Layout;
 use mujoco_rs::prelude::*;
 use std::sync::Arc;
 

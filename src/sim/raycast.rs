@@ -3,7 +3,7 @@
 //! their footprints as MuJoCo builds them (balls and cylinders as circles, cubes as axis-aligned
 //! squares).
 
-use crate::sim::scenario::{Layout, Shape};
+use crate::world::{Layout, Shape};
 
 /// Distance along the ray from `(ox, oy)` in direction `angle` (rad, world frame) to the first
 /// wall, obstacle or object, or `max` when nothing is nearer. A ray starting inside something
@@ -90,7 +90,7 @@ fn ray_circle(ox: f64, oy: f64, dx: f64, dy: f64, cx: f64, cy: f64, r: f64) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::scenario::{BoxObstacle, Colour, PlacedObject};
+    use crate::world::{BoxObstacle, Colour, PlacedObject};
 
     fn layout() -> Layout {
         Layout {

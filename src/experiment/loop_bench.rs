@@ -5,9 +5,9 @@
 //! compute time, misses, drowsiness and sleeps, and the seed-001 cycle as numbers (misses,
 //! staleness and tick cost before and after the first sleep).
 
-use super::rt::{self, monotonic_ns, RecordRing, RtOptions};
-use super::slots::EmbeddingRef;
-use super::{health::LatencyHistogram, Integrator, TickRecord};
+use crate::integrator::rt::{self, monotonic_ns, RecordRing, RtOptions};
+use crate::bus::slots::EmbeddingRef;
+use crate::integrator::{health::LatencyHistogram, Integrator, TickRecord};
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
 use crate::config::Config;
 use crate::msg::{BodyState, RegionId, WheelSpeeds};
@@ -104,9 +104,9 @@ pub struct LoopBenchReport {
     /// Ticks that overran their period.
     pub overruns: u64,
     /// Wake-up lateness against the absolute deadline, us.
-    pub jitter_us: super::health::Percentiles,
+    pub jitter_us: crate::integrator::health::Percentiles,
     /// Tick compute time, us.
-    pub compute_us: super::health::Percentiles,
+    pub compute_us: crate::integrator::health::Percentiles,
     /// Fraction of one CPU spent spinning before deadlines.
     pub spin_cpu_fraction: f64,
     /// Maximum drowsiness.
@@ -245,7 +245,7 @@ fn spawn_stand_in(
             let mut vector = vec![0f32; s.dim];
             let n_sp = s.grid.iter().map(|&g| g as usize).product::<usize>();
             let mut spatial = vec![0f32; n_sp];
-            let mut rng = super::connector::SplitMix::new(s.region.index() as u64 + 99);
+            let mut rng = crate::util::SplitMix::new(s.region.index() as u64 + 99);
             let mut acc = 0f32;
             let mut next = monotonic_ns();
             let mut seq = 0u64;
@@ -400,7 +400,7 @@ pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<Loop
     let mut records: Vec<TickRecord> =
         Vec::with_capacity((args.seconds * args.rate_hz) as usize + 1024);
     let end = t0 + (args.seconds * 1e9) as u64;
-    let mut monitor = super::health::HealthMonitor::new();
+    let mut monitor = crate::integrator::health::HealthMonitor::new();
     let no_bus: Option<&crate::bus::LocalBus> = None;
     while monotonic_ns() < end {
         std::thread::sleep(Duration::from_millis(20));
@@ -444,7 +444,7 @@ fn summarise(
     args: &LoopBenchArgs,
     cfg: &Config,
     outcome: &rt::RtOutcome<WallBody>,
-    slots: &super::InputSlots,
+    slots: &crate::integrator::InputSlots,
     stress_class: Option<StressClass>,
     dropped: u64,
 ) -> LoopBenchReport {
@@ -553,7 +553,7 @@ fn summarise(
 /// A human-readable summary of a loop bench.
 pub fn format_loop_report(r: &LoopBenchReport) -> String {
     let mut s = String::new();
-    let p = |x: &super::health::Percentiles| {
+    let p = |x: &crate::integrator::health::Percentiles| {
         format!(
             "p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1} us",
             x.p50, x.p90, x.p99, x.max

@@ -4,7 +4,7 @@
 //! floor that the learned, language-grounded policy has to beat.
 
 use crate::msg::{BodyState, Mode, MotorIntent, Twist};
-use crate::sim::scenario::{Colour, ObjectKind, Shape};
+use crate::world::{Colour, ObjectKind, Shape};
 
 /// What the pilot sees of its target in one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,10 +12,10 @@ use crate::config::{Config, LimitsConfig};
 use crate::msg::{Instruction, Mode, Twist};
 use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
 use crate::sim::bodies::{self, Board, Physics};
-use crate::sim::brain::{BrainOptions, IntegratorBrain, PolicyKind};
+use crate::experiment::brain::{Brain, BrainOptions, IntegratorBrain, PolicyKind};
 use crate::sim::camera::{RgbFrame, SimCamera};
 use crate::sim::mjcf::TIMESTEP;
-use crate::sim::pilot::ColourPilot;
+use crate::experiment::pilot::ColourPilot;
 use crate::sim::scenario::{Layout, Scenario, ScenarioError, ROBOT_RADIUS};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ pub enum SimError {
     Options(String),
     /// The brain could not be built.
     #[error(transparent)]
-    Brain(#[from] crate::sim::brain::BrainError),
+    Brain(#[from] crate::experiment::brain::BrainError),
 }
 
 /// How to run an episode.
@@ -130,26 +130,6 @@ pub struct Progress {
     pub drowsiness: f64,
     /// Current mode.
     pub mode: Mode,
-}
-
-/// What drives the robot in the simulator: sees camera frames when it wants them and runs one
-/// whole decision-and-actuation tick at the integrator rate.
-pub trait Brain {
-    /// Short name for reports.
-    fn name(&self) -> String;
-    /// Whether it uses camera frames.
-    fn wants_camera(&self) -> bool;
-    /// A new camera frame.
-    fn see(&mut self, frame: &RgbFrame);
-    /// One tick at `now_ns`: decide and command `body`.
-    fn tick(&mut self, now_ns: u64, body: &mut dyn Body) -> TickSample;
-    /// Called every physics step: run whatever senses are due at `now_ns` (regions).
-    fn sense(&mut self, _now_ns: u64, _body: &dyn Body) {}
-    /// When the next tick is due, if the brain keeps its own schedule (the integrator's
-    /// absolute deadlines, which account for overruns); `None`: every period.
-    fn next_due(&self) -> Option<u64> {
-        None
-    }
 }
 
 /// Which brain drives the simulated robot.

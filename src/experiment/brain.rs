@@ -22,10 +22,29 @@ use crate::regions::vision::VisionRegion;
 use crate::regions::{region_config, spawn, Region, RegionHandle, ShedLevel};
 use crate::report::TickSample;
 use crate::sim::camera::RgbFrame;
-use crate::sim::episode::Brain;
-use crate::sim::pilot::{find_target, ColourPilot, Sighting};
+use crate::experiment::pilot::{find_target, ColourPilot, Sighting};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// What drives the robot in the simulator: sees camera frames when it wants them and runs one
+/// whole decision-and-actuation tick at the integrator rate.
+pub trait Brain {
+    /// Short name for reports.
+    fn name(&self) -> String;
+    /// Whether it uses camera frames.
+    fn wants_camera(&self) -> bool;
+    /// A new camera frame.
+    fn see(&mut self, frame: &RgbFrame);
+    /// One tick at `now_ns`: decide and command `body`.
+    fn tick(&mut self, now_ns: u64, body: &mut dyn Body) -> TickSample;
+    /// Called every physics step: run whatever senses are due at `now_ns` (regions).
+    fn sense(&mut self, _now_ns: u64, _body: &dyn Body) {}
+    /// When the next tick is due, if the brain keeps its own schedule (the integrator's
+    /// absolute deadlines, which account for overruns); `None`: every period.
+    fn next_due(&self) -> Option<u64> {
+        None
+    }
+}
 
 /// Errors building the simulated brain.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +136,7 @@ pub struct IntegratorBrain {
     frames: SharedFrame,
     body_state: SharedBodyState,
     sightings: SightingCell,
-    pilot_target: Option<crate::sim::scenario::ObjectKind>,
+    pilot_target: Option<crate::world::ObjectKind>,
     hfov: f64,
     policy_name: &'static str,
     region_errors: u64,
@@ -176,7 +195,7 @@ pub fn stall_ns(level: u32, seed: u64, k: u64) -> u64 {
     if level == 0 {
         return 0;
     }
-    let mut r = crate::integrator::connector::SplitMix::new(
+    let mut r = crate::util::SplitMix::new(
         seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03),
     );
     if r.uniform() >= (0.01 * level as f64).min(1.0) {

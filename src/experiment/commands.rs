@@ -6,7 +6,7 @@ use crate::body::RobotParams;
 use crate::config::Config;
 use crate::report::mcap::{replay, ReplayOptions};
 use crate::report::Summary;
-use crate::sim::episode::{run_episode, run_eval, BrainKind, EpisodeOptions, EvalReport, Progress};
+use crate::experiment::episode::{run_episode, run_eval, BrainKind, EpisodeOptions, EvalReport, Progress};
 use crate::sim::scenario::{self, Scenario};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub enum CommandError {
     Config(#[from] crate::config::ConfigErrors),
     /// Simulation problem.
     #[error(transparent)]
-    Sim(#[from] crate::sim::episode::SimError),
+    Sim(#[from] crate::experiment::episode::SimError),
     /// Scenario problem.
     #[error(transparent)]
     Scenario(#[from] crate::sim::scenario::ScenarioError),
@@ -52,7 +52,7 @@ pub struct CommonArgs {
     /// Which brain drives.
     pub brain: BrainKind,
     /// The integrator's decision policy.
-    pub policy: crate::sim::brain::PolicyKind,
+    pub policy: crate::experiment::brain::PolicyKind,
     /// The robot model: MuJoCo, or kinematic (no MuJoCo, no camera: vision is blind).
     pub physics: crate::sim::bodies::Physics,
     /// Hardware in the loop: the real firmware on the emulated board instead of the simulated
@@ -254,7 +254,7 @@ pub fn eval_table(r: &EvalReport) -> String {
         "{:<34} {:>8} {:>8} {:>10} {:>11} {:>6}\n",
         "scenario", "episodes", "success", "collisions", "mean_time_s", "spl"
     );
-    let row = |name: &str, s: &crate::sim::episode::EvalStats| {
+    let row = |name: &str, s: &crate::experiment::episode::EvalStats| {
         format!(
             "{:<34} {:>8} {:>8.2} {:>10.2} {:>11} {:>6.2}\n",
             name,

@@ -225,7 +225,7 @@ impl ParaphraseSet {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let set: ParaphraseSet = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         for p in &set.instruction {
-            if crate::sim::scenario::ObjectKind::parse(&p.object).is_none() {
+            if crate::world::ObjectKind::parse(&p.object).is_none() {
                 return Err(err(format!("`{}` is not `<colour> <shape>`", p.object)));
             }
         }
@@ -871,7 +871,7 @@ pub fn run_align(
         let mut pd = Vec::new();
         let mut right = 0usize;
         for item in &set.instruction {
-            let kind = crate::sim::scenario::ObjectKind::parse(&item.object)
+            let kind = crate::world::ObjectKind::parse(&item.object)
                 .ok_or_else(|| AlignError::Options(item.object.clone()))?;
             let k = object_concept(kind.colour, kind.shape);
             let e = lang.embed(&item.text)?.to_vec();

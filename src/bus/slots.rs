@@ -1,4 +1,5 @@
-//! The integrator's inputs: one lock-free latest-value slot per sensory region.
+//! The in-process transport of embeddings into the integrator: one lock-free latest-value slot
+//! per sensory region.
 //!
 //! Each slot is a triple buffer with storage preallocated at construction: a region's
 //! [`SlotWriter::publish`] copies its embedding into the writer's back buffer and swaps it into

@@ -1,0 +1,14 @@
+//! Experiments: the brain run against the simulator (episodes, evaluation, the `sim`/`eval`
+//! commands, the classical baseline) and the loop benchmark. May depend on every folder; none
+//! depends on it.
+//!
+//! [`brain`] steps the integrator and its regions in simulation time, [`episode`] runs a brain
+//! against a scenario in lockstep (or real time) and scores it, [`commands`] are the `sim`,
+//! `eval`, `replay` and `bench sim` commands, [`pilot`] is the classical colour pilot (a
+//! baseline), and [`loop_bench`] is `bench loop`: the real integrator loop beside CPU burners.
+
+pub mod brain;
+pub mod commands;
+pub mod episode;
+pub mod loop_bench;
+pub mod pilot;
