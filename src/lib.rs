@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod brain;
 pub mod bus;
 pub mod config;
 pub mod experiment;

@@ -33,6 +33,16 @@ enum Command {
         /// The configuration file (e.g. config/default.toml).
         file: PathBuf,
     },
+    /// Print the brain graph the config builds: nodes (rates, where each runs), edges with
+    /// their gains and what each feeds, the drowsiness feedback and the override mux.
+    Graph {
+        /// Configuration file.
+        #[arg(long, default_value = "config/default.toml")]
+        config: PathBuf,
+        /// Graphviz dot instead of text (`brainloop graph --dot | dot -Tpng -o graph.png`).
+        #[arg(long)]
+        dot: bool,
+    },
     /// The regions' model files: build them offline, or verify them against models/manifest.toml.
     Models {
         #[command(subcommand)]
@@ -252,9 +262,9 @@ enum BenchCmd {
         /// Run time in seconds.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
-        /// Tick rate in Hz (10..=1000).
-        #[arg(long, default_value_t = 100.0)]
-        rate: f64,
+        /// Tick rate in Hz (10..=1000); default: the config's `integrator.rate_hz`.
+        #[arg(long)]
+        rate: Option<f64>,
         /// CPU burner threads to run beside the loop.
         #[arg(long, default_value_t = 0)]
         stress: usize,
@@ -533,6 +543,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let summary = brainloop::robot::run_with(&opts, stop_on_signal(), inputs, body)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph { config, dot } => {
+            let cfg = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let g = cfg.graph();
+            if dot {
+                print!("{}", g.dot());
+            } else {
+                println!("{}", config.display());
+                print!("{}", g.text());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match Config::load(&file) {

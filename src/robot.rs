@@ -8,17 +8,15 @@
 //! `[teleop].timeout_ms`), `/release` hands control back, `/quit` stops the run.
 
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
+use crate::brain::Sources;
 use crate::config::{BodyKind, Config};
 use crate::integrator::rt::{monotonic_ns, run_realtime, RecordRing, RtOptions};
+use crate::integrator::IntegratorOptions;
 use crate::integrator::{Integrator, TickRecord};
 use crate::link::serial::{SerialConfig, SerialLink};
-use crate::msg::{BodyState, Instruction, Mode, RegionId, TeleopCommand, Twist, WheelSpeeds};
-use crate::regions::audition::AuditionRegion;
-use crate::regions::language::{InstructionInbox, LanguageRegion};
-use crate::regions::proprioception::ProprioceptionRegion;
+use crate::msg::{BodyState, Instruction, Mode, TeleopCommand, Twist, WheelSpeeds};
+use crate::regions::language::InstructionInbox;
 use crate::regions::sources::{BodyStateSource, ImageFiles, WavFile};
-use crate::regions::vision::VisionRegion;
-use crate::regions::{region_config, spawn, Region, RegionHandle, ShedLevel};
 use crate::sim::kinematic::KinematicBody;
 use crate::teleop::TeleopInput;
 use anyhow::{bail, Context, Result};
@@ -176,92 +174,47 @@ fn open_body(cfg: &Config, robot: &RobotParams, kind: BodyKind) -> Result<RunBod
     }
 }
 
-/// The vision region's frames: a live camera / video (feature `camera`) or image files.
+/// The vision region's frames: a live camera / video (feature `camera`) or image files; `None`
+/// when the run has no camera (vision then does not run).
 fn vision_source(
     opts: &RunOptions,
     rate_hz: f64,
-) -> Result<Box<dyn crate::regions::sources::FrameSource>> {
+) -> Result<Option<Box<dyn crate::regions::sources::FrameSource>>> {
     #[cfg(feature = "camera")]
     if let Some(spec) = &opts.camera {
         use crate::regions::camera::{CameraSpec, OpenCvCamera};
         use crate::regions::sources::ReconnectingCamera;
         let cam = OpenCvCamera::new(CameraSpec::parse(spec));
-        return Ok(Box::new(ReconnectingCamera::new(cam)));
+        return Ok(Some(Box::new(ReconnectingCamera::new(cam))));
+    }
+    if opts.images.is_empty() {
+        return Ok(None);
     }
     let src = ImageFiles::open(&opts.images, rate_hz)
         .map_err(|e| anyhow::anyhow!("vision input: {e}"))?;
-    Ok(Box::new(src))
+    Ok(Some(Box::new(src)))
 }
 
-fn has_vision_input(opts: &RunOptions) -> bool {
-    #[cfg(feature = "camera")]
-    if opts.camera.is_some() {
-        return true;
-    }
-    !opts.images.is_empty()
-}
-
-/// Build every enabled region that has an input, each on its own thread publishing into the
-/// integrator's slots.
-fn start_regions(
+/// This run's inputs for the regions.
+fn sources(
     cfg: &Config,
-    robot: &RobotParams,
     opts: &RunOptions,
-    integrator: &Integrator,
     inbox: &InstructionInbox,
-    body_cell: &BodyCell,
-) -> Result<Vec<(RegionId, RegionHandle)>> {
-    let slots = integrator.slots();
-    let shed = ShedLevel::from_atomic(integrator.shed_level());
-    let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(monotonic_ns);
-    let mut handles = Vec::new();
-    for id in RegionId::ALL {
-        let rc = region_config(cfg, id);
-        if !rc.enabled {
-            continue;
-        }
-        let region: Box<dyn Region> = match id {
-            RegionId::Vision => {
-                let src = vision_source(opts, rc.rate_hz)?;
-                Box::new(
-                    VisionRegion::new(&rc, src, shed.clone())
-                        .map_err(|e| anyhow::anyhow!("vision region: {e}"))?,
-                )
-            }
-            RegionId::Language => Box::new(
-                LanguageRegion::new(&rc, inbox.clone(), shed.clone())
-                    .map_err(|e| anyhow::anyhow!("language region: {e}"))?,
-            ),
-            RegionId::Audition => {
-                let Some(wav) = &opts.wav else { continue };
-                let src =
-                    WavFile::open(wav, true).map_err(|e| anyhow::anyhow!("audition input: {e}"))?;
-                Box::new(
-                    AuditionRegion::new(&rc, Box::new(src), shed.clone())
-                        .map_err(|e| anyhow::anyhow!("audition region: {e}"))?,
-                )
-            }
-            RegionId::Proprioception => Box::new(
-                ProprioceptionRegion::new(
-                    &rc,
-                    robot.clone(),
-                    Box::new(body_cell.clone()),
-                    shed.clone(),
-                )
-                .map_err(|e| anyhow::anyhow!("proprioception region: {e}"))?,
-            ),
-        };
-        let writer = slots
-            .writer(id)
-            .ok_or_else(|| anyhow::anyhow!("slot for {} already taken", id.name()))?;
-        let h = spawn(region, clock.clone(), move |e| {
-            // A rejected embedding (wrong size) is counted by the slot; the region goes on.
-            let _ = writer.publish(e);
-        })
-        .with_context(|| format!("cannot start the {} region thread", id.name()))?;
-        handles.push((id, h));
-    }
-    Ok(handles)
+    body: &BodyCell,
+) -> Result<Sources> {
+    let vision_rate = cfg.regions.get("vision").map(|r| r.rate_hz).unwrap_or(10.0);
+    let audio: Option<Box<dyn crate::regions::sources::AudioSource>> = match &opts.wav {
+        Some(wav) => Some(Box::new(
+            WavFile::open(wav, true).map_err(|e| anyhow::anyhow!("audition input: {e}"))?,
+        )),
+        None => None,
+    };
+    Ok(Sources {
+        frames: vision_source(opts, vision_rate)?,
+        instructions: inbox.clone(),
+        audio,
+        body: Some(Box::new(body.clone())),
+    })
 }
 
 /// Apply one console line; returns false on `/quit`.
@@ -300,8 +253,32 @@ fn console_line(line: &str, inbox: &InstructionInbox, teleop: &TeleopInput) -> b
 pub struct RunInputs {
     /// Instructions for the language region.
     pub inbox: InstructionInbox,
-    /// Teleop override for the motor stage.
+    /// Teleop from outside (ROS 2 / DDS): the override mux's `remote` source.
     pub teleop: Arc<TeleopInput>,
+}
+
+/// The mux input `name`, or (with `fallback`) the highest-priority source's.
+fn mux_input(integrator: &Integrator, name: &str, fallback: bool) -> Arc<TeleopInput> {
+    integrator.teleop_input(name).unwrap_or_else(|| {
+        let first = integrator
+            .graph()
+            .mux
+            .iter()
+            .find(|m| m.2.is_some())
+            .map(|m| m.0.clone());
+        match first
+            .and_then(|n| integrator.teleop_input(&n))
+            .filter(|_| fallback)
+        {
+            Some(t) => {
+                tracing::warn!(
+                    "[teleop.sources] has no `{name}`: it drives as the highest-priority source"
+                );
+                t
+            }
+            None => TeleopInput::new(),
+        }
+    })
 }
 
 impl Default for RunInputs {
@@ -336,26 +313,26 @@ pub fn run_with(
         Some(b) => RunBody::External(b),
         None => open_body(&cfg, &robot, kind)?,
     };
-    // A region without an input does not run, and the integrator must not wait for it (nor
-    // count it stale and grow drowsy over a sense the robot does not have).
-    for (name, has_input) in [
-        ("vision", has_vision_input(opts)),
-        ("audition", opts.wav.is_some()),
-    ] {
-        if let Some(r) = cfg.regions.get_mut(name) {
-            if r.enabled && !has_input {
-                tracing::warn!("{name}: no input given (--images / --wav): region off");
-                r.enabled = false;
-            }
-        }
-    }
-    let mut integrator = Integrator::new(&cfg, &robot).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let RunInputs { inbox, teleop } = inputs;
+    let body_cell = BodyCell::default();
+    // One builder: the graph, the integrator and every region that has an input in this run
+    // (one without does not run, and the integrator neither waits for it nor grows drowsy).
+    let mut brain = crate::brain::build(
+        &cfg,
+        &robot,
+        IntegratorOptions::default(),
+        sources(&cfg, opts, &inbox, &body_cell)?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy = crate::grounding::load_policy(&robot).map_err(|e| {
         anyhow::anyhow!("{e} (train it with `brainloop align`, or run `make bootstrap`)")
     })?;
-    integrator.set_policy(Box::new(policy));
-    let RunInputs { inbox, teleop } = inputs;
-    integrator.set_teleop(teleop.clone());
+    brain.integrator.set_policy(Box::new(policy));
+    // The override mux: the console drives as `console`, ROS 2 / DDS teleop as `remote`.
+    let console = mux_input(&brain.integrator, "console", true);
+    if !brain.integrator.attach_teleop("remote", teleop.clone()) {
+        tracing::warn!("[teleop.sources] has no `remote`: ROS 2 / DDS teleop is ignored");
+    }
     let body_name = body.name();
 
     if let Some(text) = &opts.instruction {
@@ -364,13 +341,11 @@ pub fn run_with(
             text: text.clone(),
         });
     }
-    let body_cell = BodyCell::default();
-    let handles = start_regions(&cfg, &robot, opts, &integrator, &inbox, &body_cell)?;
-    let region_names: Vec<&'static str> = RegionId::ALL
-        .into_iter()
-        .filter(|id| handles.iter().any(|(h, _)| h == id))
-        .map(|id| id.name())
-        .collect();
+    let region_names = brain.region_names();
+    let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(monotonic_ns);
+    let handles =
+        crate::brain::spawn_regions(brain.regions, clock).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let integrator = brain.integrator;
     tracing::info!(body = %body_name, regions = ?region_names, rate_hz = cfg.integrator.rate_hz, "brain running");
 
     let ring = RecordRing::new(4096);
@@ -395,7 +370,7 @@ pub fn run_with(
     .context("cannot start the integrator thread")?;
 
     if opts.console {
-        let (inbox2, teleop2, stop2) = (inbox.clone(), teleop.clone(), stop.clone());
+        let (inbox2, teleop2, stop2) = (inbox.clone(), console.clone(), stop.clone());
         std::thread::Builder::new()
             .name("console".into())
             .spawn(move || {

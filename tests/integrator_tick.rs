@@ -376,7 +376,7 @@ impl brainloop::integrator::Policy for Spy {
         ctx: &brainloop::integrator::DecisionContext<'_>,
     ) -> brainloop::msg::MotorIntent {
         self.0.fetch_max(
-            ctx.drowsiness.to_bits(),
+            ctx.feedback.held.to_bits(),
             std::sync::atomic::Ordering::Relaxed,
         );
         brainloop::msg::MotorIntent {

@@ -5,6 +5,8 @@
 //! out-of-range values and edges that name a missing node are all collected and reported
 //! together, each with its key path and what is allowed.
 
+pub mod graph;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,24 +53,39 @@ pub enum ConfigErrors {
 }
 
 /// The whole brain's configuration.
+///
+/// A file that names no `[regions.*]` gets the default regions; a region section fills its
+/// missing keys from that region's defaults; a file with no `[[edges]]` gets the default
+/// wiring of the nodes it has. The defaults are [`DEFAULT_CONFIG`] (`config/default.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// The fixed-rate integrator (integration/reasoning region).
+    #[serde(default)]
     pub integrator: IntegratorConfig,
     /// The drowsiness signal and sleep.
+    #[serde(default)]
     pub drowsiness: DrowsinessConfig,
     /// Sensory regions by name (`vision`, `language`, `audition`, `proprioception`).
+    #[serde(default)]
     pub regions: BTreeMap<String, RegionConfig>,
     /// Directed edges of the brain graph with their feedback gains (seed 000).
+    #[serde(default)]
     pub edges: Vec<EdgeConfig>,
     /// The body: simulator, kinematic model or serial link to the motor controller.
+    #[serde(default)]
     pub body: BodyConfig,
     /// Motion limits applied by the motor stage before anything reaches a motor.
+    #[serde(default)]
     pub limits: LimitsConfig,
-    /// Teleop override console.
+    /// The override mux: teleop sources and autonomy, with priorities and timeouts.
+    #[serde(default)]
     pub teleop: TeleopConfig,
 }
+
+/// The default configuration file, `config/default.toml`, compiled in: the one place the
+/// default regions and edges are written.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 
 /// How the integrator waits for its next absolute deadline.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -282,98 +299,156 @@ impl Default for LimitsConfig {
     }
 }
 
-/// Teleop override console.
+/// One teleop source of the override mux (twist_mux style).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeleopSourceConfig {
+    /// Priority (0..=255, higher wins; must be above `autonomy_priority`). Default:
+    /// `[teleop].priority`.
+    pub priority: Option<u8>,
+    /// A command older than this no longer overrides (10..=10000 ms). Default:
+    /// `[teleop].timeout_ms`.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A teleop source with its defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeleopSource {
+    /// Priority, higher wins.
+    pub priority: u8,
+    /// Timeout, ms.
+    pub timeout_ms: u64,
+}
+
+/// The override mux: e-stop (always wins, latched) > the freshest-highest teleop source >
+/// autonomy. Each teleop source has a priority and a timeout.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TeleopConfig {
-    /// A teleop command older than this no longer overrides autonomy (10..=10000 ms).
+    /// Default timeout of a teleop source (10..=10000 ms).
     pub timeout_ms: u64,
-    /// Priority of teleop over autonomy (0..=255; autonomy is `autonomy_priority`).
+    /// Default priority of a teleop source (0..=255, above `autonomy_priority`).
     pub priority: u8,
     /// Priority of the brain's own commands (0..=255).
     pub autonomy_priority: u8,
+    /// Named teleop sources (`console`: the run console and the teleop console; `remote`:
+    /// `/brainloop/teleop/cmd_vel` over ROS 2 / DDS). At least one: e-stop comes through them.
+    pub sources: BTreeMap<String, TeleopSourceConfig>,
 }
 
 impl Default for TeleopConfig {
     fn default() -> Self {
+        let src = |priority: Option<u8>| TeleopSourceConfig {
+            priority,
+            timeout_ms: None,
+        };
         Self {
             timeout_ms: 500,
             priority: 200,
             autonomy_priority: 100,
+            sources: BTreeMap::from([
+                ("console".to_string(), src(None)),
+                ("remote".to_string(), src(Some(150))),
+            ]),
         }
+    }
+}
+
+impl TeleopConfig {
+    /// The sources with their defaults applied, highest priority first (ties by name).
+    pub fn resolved_sources(&self) -> Vec<(String, TeleopSource)> {
+        let mut v: Vec<(String, TeleopSource)> = self
+            .sources
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    TeleopSource {
+                        priority: s.priority.unwrap_or(self.priority),
+                        timeout_ms: s.timeout_ms.unwrap_or(self.timeout_ms),
+                    },
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| b.1.priority.cmp(&a.1.priority).then(a.0.cmp(&b.0)));
+        v
     }
 }
 
 impl Default for Config {
+    /// The defaults: `config/default.toml`.
     fn default() -> Self {
-        let mut regions = BTreeMap::new();
-        regions.insert(
-            "vision".into(),
-            RegionConfig {
-                model: "vision".into(),
-                rate_hz: 10.0,
-                stale_after_ms: 500,
-                ..Default::default()
-            },
-        );
-        regions.insert(
-            "language".into(),
-            RegionConfig {
-                model: "language".into(),
-                rate_hz: 5.0,
-                stale_after_ms: 60_000,
-                ..Default::default()
-            },
-        );
-        regions.insert(
-            "audition".into(),
-            RegionConfig {
-                model: "audition".into(),
-                rate_hz: 31.25,
-                stale_after_ms: 500,
-                ..Default::default()
-            },
-        );
-        regions.insert(
-            "proprioception".into(),
-            RegionConfig {
-                model: String::new(),
-                rate_hz: 50.0,
-                stale_after_ms: 200,
-                on_failure: OnFailure::Stop,
-                ..Default::default()
-            },
-        );
-        let edge = |from: &str, to: &str, gain: f64| EdgeConfig {
-            from: from.into(),
-            to: to.into(),
-            gain,
-        };
-        Self {
-            integrator: IntegratorConfig::default(),
-            drowsiness: DrowsinessConfig::default(),
-            regions,
-            edges: vec![
-                edge("vision", "integrator", 1.0),
-                edge("language", "integrator", 1.0),
-                edge("audition", "integrator", 0.5),
-                edge("proprioception", "integrator", 1.0),
-                edge("memory", "integrator", 0.5),
-                edge("integrator", "memory", 1.0),
-                edge("emotion", "integrator", 0.3),
-                edge("integrator", "emotion", 0.3),
-            ],
-            body: BodyConfig::default(),
-            limits: LimitsConfig::default(),
-            teleop: TeleopConfig::default(),
-        }
+        static DEFAULT: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                Config::parse(DEFAULT_CONFIG)
+                    .unwrap_or_else(|e| panic!("config/default.toml (compiled in) is invalid: {e}"))
+            })
+            .clone()
     }
 }
 
-/// Nodes of the graph that are not sensory regions.
-pub const INTERNAL_NODES: [&str; 3] = ["integrator", "memory", "emotion"];
-/// The sensory regions brainloop knows how to build.
+/// The sensory regions brainloop knows how to build, in slot order.
 pub const KNOWN_REGIONS: [&str; 4] = ["vision", "language", "audition", "proprioception"];
+
+/// Fill what a file leaves out from the default file: the default regions when it names none,
+/// each known region's missing keys from its default section, and the default edges between
+/// the nodes present when it has no `[[edges]]`.
+fn apply_defaults(value: &mut toml::Value) {
+    let Ok(toml::Value::Table(defaults)) = toml::from_str::<toml::Value>(DEFAULT_CONFIG) else {
+        return;
+    };
+    let toml::Value::Table(root) = value else {
+        return;
+    };
+    let default_regions = defaults
+        .get("regions")
+        .and_then(|r| r.as_table())
+        .cloned()
+        .unwrap_or_default();
+    match root.get_mut("regions") {
+        None => {
+            root.insert(
+                "regions".into(),
+                toml::Value::Table(default_regions.clone()),
+            );
+        }
+        Some(toml::Value::Table(regions)) => {
+            for (name, section) in regions.iter_mut() {
+                if let (Some(toml::Value::Table(d)), toml::Value::Table(t)) =
+                    (default_regions.get(name), section)
+                {
+                    for (k, v) in d {
+                        t.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+        }
+        Some(_) => {}
+    }
+    if !root.contains_key("edges") {
+        let present: Vec<String> = root
+            .get("regions")
+            .and_then(|r| r.as_table())
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        let keep = |n: &str| present.iter().any(|p| p == n) || !KNOWN_REGIONS.contains(&n);
+        let edges: Vec<toml::Value> = defaults
+            .get("edges")
+            .and_then(|e| e.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter(|e| {
+                        let end = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                        keep(end("from")) && keep(end("to"))
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        root.insert("edges".into(), toml::Value::Array(edges));
+    }
+}
 
 impl Config {
     /// Read, parse and validate a configuration file.
@@ -397,6 +472,7 @@ impl Config {
             path: "<text>".into(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
+        apply_defaults(&mut value);
         let mut errors = Vec::new();
         // Deserialize; on each error, record it, remove the offending key (its default then
         // applies) and try again, so that every unknown key and bad type is reported at once.
@@ -576,37 +652,33 @@ impl Config {
         for (k, e) in self.edges.iter().enumerate() {
             range(format!("edges[{k}].gain"), e.gain, 0.0, 4.0);
         }
-        for name in self.regions.keys() {
-            if !KNOWN_REGIONS.contains(&name.as_str()) {
+        let sources = self.teleop.resolved_sources();
+        for (name, src) in &sources {
+            range(
+                format!("teleop.sources.{name}.timeout_ms"),
+                src.timeout_ms as f64,
+                10.0,
+                10000.0,
+            );
+        }
+        if sources.is_empty() {
+            errs.push(ConfigError {
+                path: "teleop.sources".into(),
+                message: "at least one teleop source is needed (e.g. [teleop.sources.console]): the e-stop comes through it".into(),
+            });
+        }
+        for (name, src) in &sources {
+            if src.priority <= self.teleop.autonomy_priority {
                 errs.push(ConfigError {
-                    path: format!("regions.{name}"),
-                    message: format!("unknown region (allowed: {})", KNOWN_REGIONS.join(", ")),
+                    path: format!("teleop.sources.{name}.priority"),
+                    message: format!(
+                        "{} is not above autonomy_priority {}: an operator must always be able to take over",
+                        src.priority, self.teleop.autonomy_priority
+                    ),
                 });
             }
         }
-        for (k, e) in self.edges.iter().enumerate() {
-            for (end, node) in [("from", &e.from), ("to", &e.to)] {
-                let known =
-                    self.regions.contains_key(node) || INTERNAL_NODES.contains(&node.as_str());
-                if !known {
-                    let mut allowed: Vec<&str> = self.regions.keys().map(|s| s.as_str()).collect();
-                    allowed.extend(INTERNAL_NODES);
-                    errs.push(ConfigError {
-                        path: format!("edges[{k}].{end}"),
-                        message: format!(
-                            "edge names missing node `{node}` (allowed: {})",
-                            allowed.join(", ")
-                        ),
-                    });
-                }
-            }
-            if e.from == e.to {
-                errs.push(ConfigError {
-                    path: format!("edges[{k}]"),
-                    message: format!("self-loop on `{}` is not allowed", e.from),
-                });
-            }
-        }
+        graph::check(self, &mut errs);
         if b.kind == BodyKind::Serial && b.port.trim().is_empty() {
             errs.push(ConfigError {
                 path: "body.port".into(),
@@ -616,13 +688,14 @@ impl Config {
         errs
     }
 
-    /// Gain of the edge `from -> to`, or 0 when the edge is absent (the connection is cut).
-    pub fn gain(&self, from: &str, to: &str) -> f64 {
-        self.edges
-            .iter()
-            .filter(|e| e.from == from && e.to == to)
-            .map(|e| e.gain)
-            .sum()
+    /// The brain graph this configuration describes (see [`graph::Graph`]).
+    pub fn graph(&self) -> graph::Graph {
+        graph::Graph::from_config(self)
+    }
+
+    /// The one tick period of the integrator, ns.
+    pub fn tick_period_ns(&self) -> u64 {
+        graph::period_ns(self.integrator.rate_hz)
     }
 }
 
@@ -718,8 +791,31 @@ to = "integrator"
 
     #[test]
     fn gain_of_missing_edge_is_zero() {
-        let c = Config::default();
-        assert_eq!(c.gain("vision", "integrator"), 1.0);
-        assert_eq!(c.gain("vision", "memory"), 0.0);
+        let g = Config::default().graph();
+        assert_eq!(g.gain("vision", "integrator"), 1.0);
+        assert_eq!(g.gain("vision", "memory"), 0.0);
+    }
+
+    #[test]
+    fn the_default_file_holds_the_per_key_defaults() {
+        // The file and the per-key defaults in code must agree: an empty file is the defaults.
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn teleop_below_autonomy_is_refused() {
+        let err = Config::parse("[teleop]\npriority = 50\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("teleop.sources.console.priority"), "{err}");
+        let c = Config::parse(
+            "[teleop.sources.joy]\npriority = 180\ntimeout_ms = 300\n[teleop.sources.console]\n",
+        )
+        .unwrap();
+        // Naming sources replaces the default set.
+        assert_eq!(c.teleop.resolved_sources().len(), 2);
+        let s = c.teleop.resolved_sources();
+        assert_eq!(s[0].0, "console");
+        assert_eq!(s[1].1.timeout_ms, 300);
     }
 }

@@ -9,20 +9,18 @@
 //! colour-blob sightings are computed from the same camera frames the vision region sees).
 
 use crate::body::{Body, RobotParams};
+use crate::brain::Sources;
 use crate::config::Config;
+use crate::experiment::pilot::{find_target, ColourPilot, Sighting};
 use crate::integrator::{
     DecisionContext, Integrator, ModeledTimer, Policy, ScheduledTimer, SlotWriter, WallTimer,
 };
 use crate::msg::{Instruction, MotorIntent, RegionId};
-use crate::regions::audition::AuditionRegion;
-use crate::regions::language::{InstructionInbox, LanguageRegion};
-use crate::regions::proprioception::ProprioceptionRegion;
-use crate::regions::sources::{AudioSource, Frame, SharedBodyState, SharedFrame};
-use crate::regions::vision::VisionRegion;
-use crate::regions::{region_config, spawn, Region, RegionHandle, ShedLevel};
+use crate::regions::language::InstructionInbox;
+use crate::regions::sources::{AudioSource, Frame, FrameSource, SharedBodyState, SharedFrame};
+use crate::regions::{Region, RegionHandle};
 use crate::report::TickSample;
 use crate::sim::camera::RgbFrame;
-use crate::experiment::pilot::{find_target, ColourPilot, Sighting};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -50,20 +48,12 @@ pub trait Brain {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrainError {
-    /// The integrator refused the configuration.
+    /// The brain could not be built from the configuration.
     #[error(transparent)]
-    Integrator(#[from] crate::integrator::IntegratorError),
+    Build(#[from] crate::brain::BuildError),
     /// The decision policy could not be built.
     #[error("policy: {0}")]
     Policy(String),
-    /// A region could not be built (e.g. its model file is missing).
-    #[error("region {region}: {message} (build the models with `make bootstrap` or `brainloop models build`)")]
-    Region {
-        /// Region name.
-        region: &'static str,
-        /// Cause.
-        message: String,
-    },
 }
 
 /// The simulated microphone: the arena is silent, so it delivers silence on time.
@@ -220,7 +210,28 @@ impl IntegratorBrain {
         instruction: &str,
         opts: &BrainOptions,
     ) -> Result<Self, BrainError> {
-        let mut integrator = Integrator::new(config, params)?;
+        let frames = SharedFrame::new();
+        let body_state = SharedBodyState::new();
+        let inbox = InstructionInbox::new();
+        inbox.set(Instruction {
+            stamp_ns: 0,
+            text: instruction.to_string(),
+        });
+        let sources = Sources {
+            frames: opts
+                .vision
+                .then(|| Box::new(frames.clone()) as Box<dyn FrameSource>),
+            instructions: inbox,
+            audio: Some(Box::new(SilentMicrophone::default())),
+            body: Some(Box::new(body_state.clone())),
+        };
+        let brain = crate::brain::build(config, params, Default::default(), sources)?;
+        let region_names = brain.region_names();
+        let crate::brain::Brain {
+            mut integrator,
+            regions: built,
+            ..
+        } = brain;
         if opts.wall_clock {
             integrator.set_compute_timer(Box::new(WallTimer::default()));
         } else if opts.stress_ns > 0 || opts.stress_level > 0 {
@@ -255,79 +266,27 @@ impl IntegratorBrain {
                 (None, name)
             }
         };
-        let slots = integrator.slots();
-        let shed = ShedLevel::from_atomic(integrator.shed_level());
-        let frames = SharedFrame::new();
-        let body_state = SharedBodyState::new();
-        let inbox = InstructionInbox::new();
-        inbox.set(Instruction {
-            stamp_ns: 0,
-            text: instruction.to_string(),
-        });
-        let mut regions: Vec<Scheduled> = Vec::new();
-        for id in RegionId::ALL {
-            let cfg = region_config(config, id);
-            if !cfg.enabled || (id == RegionId::Vision && !opts.vision) {
-                continue;
-            }
-            let err = |e: crate::regions::RegionError| BrainError::Region {
-                region: id.name(),
-                message: e.to_string(),
-            };
-            let region: Box<dyn Region> = match id {
-                RegionId::Vision => Box::new(
-                    VisionRegion::new(&cfg, Box::new(frames.clone()), shed.clone()).map_err(err)?,
-                ),
-                RegionId::Language => {
-                    Box::new(LanguageRegion::new(&cfg, inbox.clone(), shed.clone()).map_err(err)?)
-                }
-                RegionId::Audition => Box::new(
-                    AuditionRegion::new(&cfg, Box::new(SilentMicrophone::default()), shed.clone())
-                        .map_err(err)?,
-                ),
-                RegionId::Proprioception => Box::new(
-                    ProprioceptionRegion::new(
-                        &cfg,
-                        params.clone(),
-                        Box::new(body_state.clone()),
-                        shed.clone(),
-                    )
-                    .map_err(err)?,
-                ),
-            };
-            let writer = slots.writer(id).ok_or_else(|| BrainError::Region {
-                region: id.name(),
-                message: "slot writer already taken".into(),
-            })?;
-            regions.push(Scheduled {
-                period_ns: (1e9 / region.rate_hz().max(0.1)).round() as u64,
-                region,
-                writer,
-                next_ns: 0,
-            });
-        }
-        let region_names = regions.iter().map(|r| r.region.id().name()).collect();
         let clock = Arc::new(AtomicU64::new(0));
-        let mut threads = Vec::new();
-        if opts.region_threads {
+        let (regions, threads) = if opts.region_threads {
             // The regions' clock is the simulation clock (which a real-time run keeps on the
             // wall clock), so their stamps and the integrator's staleness checks agree.
             let c = clock.clone();
             let now: Arc<dyn Fn() -> u64 + Send + Sync> =
                 Arc::new(move || c.load(Ordering::Acquire));
-            for r in regions.drain(..) {
-                let id = r.region.id();
-                let writer = r.writer;
-                let h = spawn(r.region, now.clone(), move |e| {
-                    let _ = writer.publish(e);
+            let handles = crate::brain::spawn_regions(built, now)?;
+            (Vec::new(), handles.into_iter().map(|(_, h)| h).collect())
+        } else {
+            let scheduled = built
+                .into_iter()
+                .map(|r| Scheduled {
+                    period_ns: r.period_ns,
+                    region: r.region,
+                    writer: r.writer,
+                    next_ns: 0,
                 })
-                .map_err(|e| BrainError::Region {
-                    region: id.name(),
-                    message: format!("cannot start its thread: {e}"),
-                })?;
-                threads.push(h);
-            }
-        }
+                .collect();
+            (scheduled, Vec::new())
+        };
         Ok(Self {
             integrator,
             regions,

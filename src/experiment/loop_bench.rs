@@ -5,11 +5,11 @@
 //! compute time, misses, drowsiness and sleeps, and the seed-001 cycle as numbers (misses,
 //! staleness and tick cost before and after the first sleep).
 
-use crate::integrator::rt::{self, monotonic_ns, RecordRing, RtOptions};
-use crate::bus::slots::EmbeddingRef;
-use crate::integrator::{health::LatencyHistogram, Integrator, TickRecord};
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
+use crate::bus::slots::EmbeddingRef;
 use crate::config::Config;
+use crate::integrator::rt::{self, monotonic_ns, RecordRing, RtOptions};
+use crate::integrator::{health::LatencyHistogram, Integrator, TickRecord};
 use crate::msg::{BodyState, RegionId, WheelSpeeds};
 use crate::sim::kinematic::KinematicBody;
 use serde::Serialize;
@@ -33,8 +33,8 @@ pub enum StressClass {
 pub struct LoopBenchArgs {
     /// Run time, s.
     pub seconds: f64,
-    /// Tick rate, Hz.
-    pub rate_hz: f64,
+    /// Tick rate, Hz (overrides the config's `integrator.rate_hz`; `None`: the config's).
+    pub rate_hz: Option<f64>,
     /// CPU burner threads.
     pub stress: usize,
     /// How burners are scheduled.
@@ -53,7 +53,7 @@ impl Default for LoopBenchArgs {
     fn default() -> Self {
         Self {
             seconds: 10.0,
-            rate_hz: 100.0,
+            rate_hz: None,
             stress: 0,
             stress_class: StressClass::Realtime,
             feedback: true,
@@ -241,7 +241,7 @@ fn spawn_stand_in(
     std::thread::Builder::new()
         .name(format!("standin-{}", s.region.name()))
         .spawn(move || {
-            let period = (1e9 / s.rate_hz) as u64;
+            let period = crate::config::graph::period_ns(s.rate_hz);
             let mut vector = vec![0f32; s.dim];
             let n_sp = s.grid.iter().map(|&g| g as usize).product::<usize>();
             let mut spatial = vec![0f32; n_sp];
@@ -327,7 +327,10 @@ fn spawn_burner(
 pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<LoopBenchReport> {
     use anyhow::Context;
     let mut cfg = cfg.clone();
-    cfg.integrator.rate_hz = args.rate_hz;
+    if let Some(r) = args.rate_hz {
+        cfg.integrator.rate_hz = r;
+    }
+    let rate_hz = cfg.integrator.rate_hz;
     if let Some(c) = args.context {
         cfg.integrator.context_capacity = c;
     }
@@ -397,8 +400,7 @@ pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<Loop
     )
     .context("spawning the integrator thread")?;
 
-    let mut records: Vec<TickRecord> =
-        Vec::with_capacity((args.seconds * args.rate_hz) as usize + 1024);
+    let mut records: Vec<TickRecord> = Vec::with_capacity((args.seconds * rate_hz) as usize + 1024);
     let end = t0 + (args.seconds * 1e9) as u64;
     let mut monitor = crate::integrator::health::HealthMonitor::new();
     let no_bus: Option<&crate::bus::LocalBus> = None;
@@ -455,7 +457,7 @@ fn summarise(
     let mut scale_min = 1f64;
     let mut ctx_max = 0;
     let mut sleeps = Vec::new();
-    let period = 1e9 / args.rate_hz;
+    let period = cfg.tick_period_ns() as f64;
     let t_start = records.first().map(|r| r.now_ns).unwrap_or(0);
     let mut sleep_started: Option<usize> = None;
     for (i, r) in records.iter().enumerate() {
@@ -521,7 +523,7 @@ fn summarise(
         published[r.index()] = slots.stats(r).published;
     }
     LoopBenchReport {
-        rate_hz: args.rate_hz,
+        rate_hz: cfg.integrator.rate_hz,
         seconds: args.seconds,
         ticks: records.len() as u64,
         missed: records.iter().map(|r| r.missed).sum(),

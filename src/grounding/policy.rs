@@ -1019,7 +1019,7 @@ impl crate::integrator::Policy for GroundedPolicy {
                 stale: vis.stale,
             }),
             body: ctx.body,
-            drowsiness: ctx.drowsiness as f32,
+            drowsiness: ctx.feedback.held as f32,
         };
         GroundedPolicy::decide(self, &input)
     }

@@ -3,8 +3,9 @@
 //! Every tick it validates the intent (a non-finite value becomes zero and is counted), lowers
 //! autonomy's speed limits by the drowsiness speed scale (a cap that keeps the path's
 //! curvature: cruising slows, the slow manoeuvres a policy makes near obstacles, backing off or
-//! creeping, pass unchanged), applies the override mux (e-stop > fresh teleop >
-//! autonomy; a teleop command older than `[teleop].timeout_ms` falls back to autonomy), clamps
+//! creeping, pass unchanged), applies the override mux built from `[teleop]` (twist_mux style:
+//! e-stop from any source, latched, beats everything; then the highest-priority teleop source
+//! whose last command is fresher than its own timeout; then autonomy), clamps
 //! to `[limits]`, limits acceleration, converts the twist to wheel speeds and writes the body.
 //! A stale body state, an e-stop or a forced stop writes zero at once.
 
@@ -41,18 +42,28 @@ pub struct MotorOutput {
     pub stop: StopReason,
     /// Whether the body refused the command.
     pub refused: bool,
+    /// Which teleop source drove (index into [`MotorStage::sources`]), if one did.
+    pub teleop_source: Option<u8>,
+}
+
+/// One teleop input of the override mux.
+struct MuxInput {
+    name: String,
+    priority: u8,
+    timeout_ns: u64,
+    input: Arc<TeleopInput>,
+    snap: TeleopSnapshot,
+    seen_estop_events: u64,
 }
 
 /// The motor stage (state: last command, e-stop latch, teleop snapshot).
 pub struct MotorStage {
     limits: LimitsConfig,
     params: RobotParams,
-    teleop_timeout_ns: u64,
     body_stale_ns: u64,
     period_s: f64,
-    teleop: Option<Arc<TeleopInput>>,
-    snap: TeleopSnapshot,
-    seen_estop_events: u64,
+    /// Teleop sources, highest priority first.
+    mux: Vec<MuxInput>,
     estop_latched: bool,
     last: Twist,
     last_now: Option<u64>,
@@ -80,12 +91,20 @@ impl MotorStage {
         Self {
             limits: limits.clone(),
             params: params.clone(),
-            teleop_timeout_ns: teleop.timeout_ms * 1_000_000,
             body_stale_ns: body_stale_after_ms * 1_000_000,
             period_s,
-            teleop: None,
-            snap: TeleopSnapshot::default(),
-            seen_estop_events: 0,
+            mux: teleop
+                .resolved_sources()
+                .into_iter()
+                .map(|(name, src)| MuxInput {
+                    name,
+                    priority: src.priority,
+                    timeout_ns: src.timeout_ms * 1_000_000,
+                    input: TeleopInput::new(),
+                    snap: TeleopSnapshot::default(),
+                    seen_estop_events: 0,
+                })
+                .collect(),
             estop_latched: false,
             last: Twist::ZERO,
             last_now: None,
@@ -93,10 +112,40 @@ impl MotorStage {
         }
     }
 
-    /// Connect a teleop input.
+    /// Connect `t` as the highest-priority teleop source (the console by default).
     pub fn set_teleop(&mut self, t: Arc<TeleopInput>) {
-        self.seen_estop_events = t.snapshot().map(|s| s.estop_events).unwrap_or(0);
-        self.teleop = Some(t);
+        if let Some(m) = self.mux.first_mut() {
+            m.seen_estop_events = t.snapshot().map(|s| s.estop_events).unwrap_or(0);
+            m.input = t;
+        }
+    }
+
+    /// Replace the input of the teleop source `name`; false if the mux has no such source.
+    pub fn attach(&mut self, name: &str, t: Arc<TeleopInput>) -> bool {
+        match self.mux.iter_mut().find(|m| m.name == name) {
+            Some(m) => {
+                m.seen_estop_events = t.snapshot().map(|s| s.estop_events).unwrap_or(0);
+                m.input = t;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The input of the teleop source `name` (`[teleop.sources.<name>]`): what a console, a
+    /// joystick or a ROS 2 topic sends into.
+    pub fn teleop_input(&self, name: &str) -> Option<Arc<TeleopInput>> {
+        self.mux
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.input.clone())
+    }
+
+    /// The teleop sources, highest priority first: `(name, priority, timeout ns)`.
+    pub fn sources(&self) -> impl Iterator<Item = (&str, u8, u64)> {
+        self.mux
+            .iter()
+            .map(|m| (m.name.as_str(), m.priority, m.timeout_ns))
     }
 
     /// Commands rejected as non-finite so far.
@@ -128,14 +177,16 @@ impl MotorStage {
         state: &BodyState,
         body: &mut dyn Body,
     ) -> MotorOutput {
-        if let Some(t) = &self.teleop {
-            if let Some(s) = t.snapshot() {
-                self.snap = s;
+        // E-stop: any source's latch or a press since the last tick, on any source.
+        let mut want_estop = false;
+        for m in &mut self.mux {
+            if let Some(snap) = m.input.snapshot() {
+                m.snap = snap;
             }
+            let new_press = m.snap.estop_events != m.seen_estop_events;
+            m.seen_estop_events = m.snap.estop_events;
+            want_estop |= m.snap.estop || new_press;
         }
-        let new_press = self.snap.estop_events != self.seen_estop_events;
-        self.seen_estop_events = self.snap.estop_events;
-        let want_estop = self.snap.estop || new_press;
         if want_estop && !self.estop_latched {
             body.estop();
         } else if !want_estop && self.estop_latched {
@@ -150,21 +201,23 @@ impl MotorStage {
         self.last_now = Some(now_ns);
 
         let mut out = MotorOutput::default();
-        let teleop_fresh = match self.snap.drive {
-            Some((_, stamp)) => now_ns >= stamp && now_ns - stamp <= self.teleop_timeout_ns,
+        // The highest-priority source with a fresh command drives.
+        let fresh = self.mux.iter().position(|m| match m.snap.drive {
+            Some((_, stamp)) => now_ns >= stamp && now_ns - stamp <= m.timeout_ns,
             None => false,
-        };
+        });
+        out.teleop_source = fresh.map(|i| i as u8);
         let (target, source, stop) = if want_estop || state.estop {
             (Twist::ZERO, ControlSource::Estop, StopReason::Estop)
         } else if self.body_stale(now_ns, state) {
-            let src = if teleop_fresh {
+            let src = if fresh.is_some() {
                 ControlSource::Teleop
             } else {
                 ControlSource::Autonomy
             };
             (Twist::ZERO, src, StopReason::StaleBody)
-        } else if teleop_fresh {
-            let t = self.snap.drive.map(|d| d.0).unwrap_or(Twist::ZERO);
+        } else if let Some(i) = fresh {
+            let t = self.mux[i].snap.drive.map(|d| d.0).unwrap_or(Twist::ZERO);
             (self.validate(t), ControlSource::Teleop, StopReason::None)
         } else if force_stop {
             (Twist::ZERO, ControlSource::Autonomy, StopReason::Forced)

@@ -23,8 +23,8 @@ pub struct DecisionContext<'a> {
     pub memory: &'a [f32],
     /// Entries in working memory.
     pub context_len: usize,
-    /// Drowsiness in [0, 1].
-    pub drowsiness: f64,
+    /// What drowsiness feeds back this tick (the decision's caution follows `feedback.held`).
+    pub feedback: super::Feedback,
     /// Emotion state: valence, arousal, surprise.
     pub emotion: [f32; 3],
     /// The body's latest state (including range rays).

@@ -27,7 +27,7 @@ pub mod runtime;
 pub mod sources;
 pub mod vision;
 
-use crate::config::{Config, RegionConfig};
+use crate::config::RegionConfig;
 use crate::msg::{Embedding, RegionId};
 pub use runtime::{Health, RegionStats};
 pub use sources::{AudioSource, BodyStateSource, Camera, Frame, FrameSource, ReconnectingCamera};
@@ -175,7 +175,7 @@ impl RegionCore {
         Self {
             id,
             rate_hz: rate,
-            period_ns: (1e9 / rate) as u64,
+            period_ns: crate::config::graph::period_ns(rate),
             model_id,
             sheddable: false,
             shed,
@@ -240,17 +240,6 @@ impl RegionCore {
     }
 }
 
-/// The section of `cfg` for region `id`, or its default when absent.
-pub fn region_config(cfg: &Config, id: RegionId) -> RegionConfig {
-    cfg.regions.get(id.name()).cloned().unwrap_or_else(|| {
-        Config::default()
-            .regions
-            .get(id.name())
-            .cloned()
-            .unwrap_or_default()
-    })
-}
-
 /// Live, lock-free status of a region running on its own thread (read by the integrator and
 /// the console while the thread runs).
 #[derive(Debug, Default)]
@@ -313,7 +302,7 @@ where
     let (stop2, status2) = (stop.clone(), status.clone());
     let name = format!("region-{}", region.id().name());
     let join = std::thread::Builder::new().name(name).spawn(move || {
-        let period = (1e9 / region.rate_hz().max(1e-3)) as u64;
+        let period = crate::config::graph::period_ns(region.rate_hz().max(1e-3));
         let mut deadline = clock();
         let mut extra_misses = 0u64;
         let mut reported = false;
