@@ -1,5 +1,6 @@
 //! The one configuration file that describes the whole brain: regions, integrator, drowsiness,
 //! the edges between regions with their feedback gains, the body link, motion limits and teleop.
+//! May depend on msg only; [`graph`] resolves it into the brain graph everything is built from.
 //!
 //! The file is parsed once at start-up and validated as a whole: unknown keys, wrong types,
 //! out-of-range values and edges that name a missing node are all collected and reported

@@ -329,9 +329,11 @@ pub fn run_episode(
         r.record("/scenario/layout", 0, &layout)?;
     }
 
-    let rate = config.integrator.rate_hz.clamp(1.0, 1000.0);
-    let steps_per_tick = ((1.0 / rate) / TIMESTEP).round().max(1.0) as u64;
-    let period_ns = steps_per_tick * (TIMESTEP * 1e9).round() as u64;
+    // The one tick period (the integrator's deadlines use the same); ticks land on physics
+    // steps, so the baseline brain's schedule is that period in whole steps.
+    let period_ns = config.tick_period_ns();
+    let step_ns = (TIMESTEP * 1e9).round() as u64;
+    let steps_per_tick = (period_ns as f64 / step_ns as f64).round().max(1.0) as u64;
     let vision_rate = config
         .regions
         .get("vision")

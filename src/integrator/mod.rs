@@ -1,4 +1,6 @@
 //! The integrator: the brain's fixed-rate heart (seed 001).
+//! May depend on config, bus (its input slots), body, teleop, msg and util; never on regions,
+//! grounding or the simulator (a policy plugs in through [`Policy`]).
 //!
 //! Every tick it reads the latest embedding of each sensory region from lock-free
 //! [`InputSlots`], projects each through its [`Connector`] into a common width, fuses the region
