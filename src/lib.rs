@@ -17,6 +17,7 @@ pub mod grounding;
 pub mod integrator;
 pub mod link;
 pub mod msg;
+pub mod navigation;
 pub mod regions;
 pub mod report;
 pub mod robot;

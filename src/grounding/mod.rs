@@ -5,7 +5,9 @@
 //!   form (ridge regression) on labelled simulated views, with its concept bank.
 //! * [`query`]: the query-based connector: the instruction's embedding attends over the aligned
 //!   spatial tokens and gives a heat map over image columns, a bearing and a confidence.
-//! * [`policy`]: the decision: search (remembering where it looked), approach, avoid, arrive.
+//! * [`policy`]: the decision: search (remembering where it looked), approach, avoid, arrive;
+//!   its range geometry, odometry, exploration memory and steering are
+//!   [`crate::navigation`]'s, which knows nothing of language or vision.
 //! * [`linalg`]: the small dense solvers the fit uses.
 //!
 //! No keyword tables, no colour thresholds on pixels, no simulator ground truth at run time: the

@@ -8,18 +8,19 @@
 //! The instruction reaches it only as the language region's embedding, through the query
 //! connector; it never sees words, pixels or the simulator's ground truth. State is fixed-size:
 //! [`GroundedPolicy::decide`] allocates nothing.
+//!
+//! What needs neither language nor vision is [`crate::navigation`]'s: the range-ray geometry,
+//! dead reckoning, the visited map and heading bins, and the steering controller. This module
+//! adds what depends on the instruction and the percept: the phases, leads from weak matches,
+//! the target's echo and arrival.
 
 use crate::grounding::query::{InstructionInfo, Percept, QueryConnector};
 use crate::msg::{BodyState, Mode, MotorIntent, Twist};
+use crate::navigation::{
+    steer, wrap, DeadReckoning, Echo, HeadingBins, RangeScan, SteerParams, Steering, VisitedMap,
+};
 use std::f32::consts::{PI, TAU};
 
-/// Heading bins of the search memory.
-pub const HEADING_BINS: usize = 12;
-/// Cells per side of the visited map (odometry frame, centred on the start: 16 m across, so a
-/// start in the corner of an 8 m arena still has all of it on the map).
-pub const VISIT_CELLS: usize = 32;
-/// Side of one visited-map cell, m.
-pub const VISIT_CELL_M: f32 = 0.5;
 /// Heading bins in which weak matches are accumulated during a search.
 pub const LEAD_BINS: usize = 24;
 /// Seconds for the policy's held drowsiness to fall from 1 to 0.
@@ -198,20 +199,6 @@ pub struct PolicyStatus {
     pub scans: u32,
 }
 
-/// Range rays taken to be the target's own echo (not an obstacle) while approaching it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Echo {
-    dir: f32,
-    half: f32,
-    min_range: f32,
-}
-
-impl Echo {
-    fn covers(&self, angle: f32, range: f32) -> bool {
-        (angle - self.dir).abs() <= self.half && range >= self.min_range
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Idle,
@@ -248,18 +235,17 @@ pub struct GroundedPolicy {
     mode: Mode,
     instr_stamp: Option<u64>,
     instr_sig: f32,
-    last_ns: Option<u64>,
-    last_ticks: Option<[i64; 2]>,
-    heading: f32,
-    odometer: f32,
+    /// Dead-reckoned pose (odometry frame) and the low-passed forward accelerometer reading
+    /// (gravity shows there when the body pitches).
+    odo: DeadReckoning,
     last_frame_ns: u64,
     percept: Percept,
     seen_frames: u32,
     target_heading: f32,
     target_seen_ns: Option<u64>,
     near_seen_ns: Option<u64>,
-    looked: [bool; HEADING_BINS],
-    free: [f32; HEADING_BINS],
+    /// Where the current search has looked, and how open each heading was.
+    bins: HeadingBins,
     came_from: Option<f32>,
     /// Per world-heading bin since the search started: summed weak-match confidence, frames
     /// that contributed, and the heading of the strongest one. A far object is matched in
@@ -271,46 +257,22 @@ pub struct GroundedPolicy {
     /// is a look-alike: the next leg explores instead).
     followed: Option<f32>,
     scans: u32,
-    /// Low-passed forward accelerometer reading (gravity shows here when the body pitches).
-    pitch_accel: f32,
-    /// Dead-reckoned position (odometry frame), m.
-    pos: (f32, f32),
     /// Where the robot has been: a coarse map around the start, so exploring prefers new ground.
-    visited: [bool; VISIT_CELLS * VISIT_CELLS],
+    visited: VisitedMap,
     /// Drowsiness held at its peak and released slowly, and when it was last updated: one
     /// stall makes the loop drowsy for about a second, and a robot that turns cautious and
     /// bold again every second dithers in tight spots.
     drowsy_hold: (f32, u64),
 }
 
-fn visit_cell(x: f32, y: f32) -> Option<usize> {
-    let half = VISIT_CELLS as f32 / 2.0;
-    let i = (x / VISIT_CELL_M + half).floor();
-    let j = (y / VISIT_CELL_M + half).floor();
-    let n = VISIT_CELLS as f32;
-    ((0.0..n).contains(&i) && (0.0..n).contains(&j)).then(|| j as usize * VISIT_CELLS + i as usize)
-}
-
-fn wrap(a: f32) -> f32 {
-    let mut a = (a + PI) % TAU;
-    if a < 0.0 {
-        a += TAU;
-    }
-    a - PI
-}
-
-fn bin_of(h: f32) -> usize {
-    let b = ((wrap(h) + PI) / TAU * HEADING_BINS as f32).floor() as isize;
-    b.clamp(0, HEADING_BINS as isize - 1) as usize
-}
-
-fn bin_heading(b: usize) -> f32 {
-    wrap((b as f32 + 0.5) / HEADING_BINS as f32 * TAU - PI)
-}
-
 impl GroundedPolicy {
     /// A policy around a query connector.
     pub fn new(query: QueryConnector, params: PolicyParams) -> Self {
+        let odo = DeadReckoning::new(
+            params.wheel_radius,
+            params.wheel_separation,
+            params.ticks_per_rev,
+        );
         Self {
             params,
             query,
@@ -319,27 +281,21 @@ impl GroundedPolicy {
             mode: Mode::Idle,
             instr_stamp: None,
             instr_sig: 0.0,
-            last_ns: None,
-            last_ticks: None,
-            heading: 0.0,
-            odometer: 0.0,
+            odo,
             last_frame_ns: 0,
             percept: Percept::default(),
             seen_frames: 0,
             target_heading: 0.0,
             target_seen_ns: None,
             near_seen_ns: None,
-            looked: [false; HEADING_BINS],
-            free: [0.0; HEADING_BINS],
+            bins: HeadingBins::new(),
             came_from: None,
             lead_sum: [0.0; LEAD_BINS],
             lead_n: [0; LEAD_BINS],
             lead_best: [(0.0, 0.0); LEAD_BINS],
             followed: None,
             scans: 0,
-            pitch_accel: 0.0,
-            pos: (0.0, 0.0),
-            visited: [false; VISIT_CELLS * VISIT_CELLS],
+            visited: VisitedMap::new(),
             drowsy_hold: (0.0, 0),
         }
     }
@@ -356,7 +312,7 @@ impl GroundedPolicy {
             reason: self.reason,
             instruction: self.query.instruction(),
             percept: self.percept,
-            heading: self.heading,
+            heading: self.odo.heading(),
             scans: self.scans,
         }
     }
@@ -365,7 +321,7 @@ impl GroundedPolicy {
     /// the target was last seen are still true, so only the frame counters restart.
     pub fn reset(&mut self) {
         self.seen_frames = 0;
-        self.last_ns = None;
+        self.odo.restart_clock();
     }
 
     /// Forget everything, the instruction included (a new episode).
@@ -377,245 +333,51 @@ impl GroundedPolicy {
     }
 
     fn start_search(&mut self) {
-        self.looked = [false; HEADING_BINS];
-        self.free = [0.0; HEADING_BINS];
+        self.bins.clear();
         self.lead_sum = [0.0; LEAD_BINS];
         self.lead_n = [0; LEAD_BINS];
         self.lead_best = [(0.0, 0.0); LEAD_BINS];
         // Turn towards where the target was last seen, if it was seen at all.
         let dir = match self.target_seen_ns {
-            Some(_) if wrap(self.target_heading - self.heading) < 0.0 => -1.0,
+            Some(_) if wrap(self.target_heading - self.odo.heading()) < 0.0 => -1.0,
             _ => 1.0,
         };
         // Braking tips this body forward onto its nose (the camera then sees only the floor
         // near it): when the accelerometer says so, back up briefly first.
-        self.phase = if self.pitch_accel < -1.2 {
+        self.phase = if self.odo.pitch_accel() < -1.2 {
             Phase::Settle {
-                until_ns: self.last_ns.unwrap_or(0) + 500_000_000,
+                until_ns: self.odo.last_ns().unwrap_or(0) + 500_000_000,
                 dir,
             }
         } else {
             Phase::Scan {
-                prev: self.heading,
+                prev: self.odo.heading(),
                 turned: 0.0,
                 dir,
             }
         };
     }
 
-    /// Dead reckoning from the gyro (encoders when the gyro reads nothing) and the odometer.
+    /// Dead reckoning, and the visited map from the dead-reckoned position.
     fn integrate_odometry(&mut self, now_ns: u64, body: &BodyState) {
-        let dt = match self.last_ns {
-            Some(t) if now_ns > t => ((now_ns - t) as f64 * 1e-9).min(0.5) as f32,
-            _ => 0.0,
-        };
-        self.last_ns = Some(now_ns);
+        if self.odo.update(now_ns, body) {
+            self.visited.mark(self.odo.pos());
+        }
+    }
+
+    /// The range rays of `body`, with this robot's range sensor.
+    fn scan<'b>(&self, body: &'b BodyState) -> RangeScan<'b> {
+        RangeScan::new(body, self.params.range_fov, self.params.range_max)
+    }
+
+    /// The steering controller's tunables.
+    fn steer_params(&self) -> SteerParams {
         let p = &self.params;
-        let mut enc_turn = 0.0;
-        if let Some(prev) = self.last_ticks {
-            let per_tick = TAU * p.wheel_radius / p.ticks_per_rev.max(1) as f32;
-            let dl = (body.encoder_ticks[0] - prev[0]) as f32 * per_tick;
-            let dr = (body.encoder_ticks[1] - prev[1]) as f32 * per_tick;
-            if dl.is_finite() && dr.is_finite() && dl.abs() < 1.0 && dr.abs() < 1.0 {
-                self.odometer += (dl + dr).abs() / 2.0;
-                let d = (dl + dr) / 2.0;
-                self.pos.0 += d * self.heading.cos();
-                self.pos.1 += d * self.heading.sin();
-                if let Some(c) = visit_cell(self.pos.0, self.pos.1) {
-                    self.visited[c] = true;
-                }
-                enc_turn = (dr - dl) / p.wheel_separation.max(1e-3);
-            }
-        }
-        self.last_ticks = Some(body.encoder_ticks);
-        let ax = body.accel[0] as f32;
-        if ax.is_finite() && dt > 0.0 {
-            let a = (dt / 0.3).min(1.0);
-            self.pitch_accel += a * (ax.clamp(-20.0, 20.0) - self.pitch_accel);
-        }
-        let gyro = body.gyro_z as f32;
-        let turn = if gyro.is_finite() && gyro != 0.0 {
-            gyro * dt
-        } else {
-            enc_turn
-        };
-        self.heading = wrap(self.heading + turn);
-    }
-
-    /// Angle of range ray `k` of `n` (right to left), rad.
-    fn ray_angle(&self, k: usize, n: usize) -> f32 {
-        if n <= 1 {
-            return 0.0;
-        }
-        -self.params.range_fov / 2.0 + self.params.range_fov * k as f32 / (n - 1) as f32
-    }
-
-    fn ray(&self, body: &BodyState, k: usize) -> f32 {
-        let r = body.range[k];
-        if r.is_finite() && r > 0.0 {
-            r.min(self.params.range_max)
-        } else {
-            self.params.range_max
-        }
-    }
-
-    /// Free distance along direction `a` (robot frame): the nearest reading of the rays that
-    /// fall inside a corridor of the robot's width along `a`, skipping the target's own echo.
-    fn corridor_free(&self, body: &BodyState, a: f32, ignore: Option<Echo>) -> f32 {
-        let n = (body.range_count as usize).min(body.range.len());
-        let mut free = self.params.range_max;
-        for k in 0..n {
-            let ak = self.ray_angle(k, n);
-            let r = self.ray(body, k);
-            if ignore.is_some_and(|e| e.covers(ak, r)) {
-                continue;
-            }
-            let off = (ak - a).abs();
-            if off >= PI / 2.0 {
-                continue;
-            }
-            // Lateral offset of the echo from the corridor's centre line.
-            let lateral = r * off.sin();
-            if lateral <= self.params.corridor_half_width {
-                free = free.min(r * off.cos());
-            }
-        }
-        free
-    }
-
-    /// Nearest reading in the front sector (±35°), ignoring the target's echo.
-    fn front_min(&self, body: &BodyState, ignore: Option<Echo>) -> f32 {
-        let n = (body.range_count as usize).min(body.range.len());
-        let mut m = self.params.range_max;
-        for k in 0..n {
-            let ak = self.ray_angle(k, n);
-            let r = self.ray(body, k);
-            if ignore.is_some_and(|e| e.covers(ak, r)) {
-                continue;
-            }
-            if ak.abs() <= 35f32.to_radians() {
-                m = m.min(r);
-            }
-        }
-        m
-    }
-
-    /// Angle and distance of the nearest range reading.
-    fn nearest_ray(&self, body: &BodyState) -> (f32, f32) {
-        let n = (body.range_count as usize).min(body.range.len());
-        (0..n)
-            .map(|k| (self.ray_angle(k, n), self.ray(body, k)))
-            .fold(
-                (0.0, self.params.range_max),
-                |b, x| if x.1 < b.1 { x } else { b },
-            )
-    }
-
-    /// Range along a bearing: the nearest of the rays within 12° of it.
-    fn range_at(&self, body: &BodyState, bearing: f32) -> Option<f32> {
-        let n = (body.range_count as usize).min(body.range.len());
-        (0..n)
-            .filter(|&k| (self.ray_angle(k, n) - bearing).abs() <= 12f32.to_radians())
-            .map(|k| self.ray(body, k))
-            .reduce(f32::min)
-    }
-
-    /// Steer towards `desired` (robot frame, rad) at up to `speed`, around obstacles.
-    /// Returns the twist and whether the way was blocked.
-    fn steer(
-        &self,
-        body: &BodyState,
-        desired: f32,
-        speed: f32,
-        ignore: Option<Echo>,
-        caution: f32,
-    ) -> (Twist, bool) {
-        let p = &self.params;
-        let half_fov = p.range_fov / 2.0;
-        // Drowsiness makes the robot stop earlier and drive slower, not choose other ways:
-        // widening the corridor it needs boxes it in where it can still pass, and turning on
-        // the spot beside a corner is where it scrapes.
-        let clearance = p.clearance;
-        if desired.abs() > half_fov.min(1.0) || body.range_count == 0 {
-            // Turn on the spot first (nothing known about that way yet).
-            let w = (2.0 * desired).clamp(-p.max_angular, p.max_angular);
-            return (
-                Twist {
-                    linear: 0.0,
-                    angular: w as f64,
-                },
-                false,
-            );
-        }
-        // Candidate headings every 5° across the sensor's view: take the free one nearest the
-        // desired direction.
-        let mut best: Option<(f32, f32)> = None;
-        let steps = (p.range_fov / 5f32.to_radians()).round() as i32;
-        for i in 0..=steps {
-            let a = -half_fov + p.range_fov * i as f32 / steps.max(1) as f32;
-            let free = self.corridor_free(body, a, ignore);
-            if free >= clearance {
-                let cost = (a - desired).abs();
-                if best.is_none_or(|(_, c)| cost < c) {
-                    best = Some((a, cost));
-                }
-            }
-        }
-        let front = self.front_min(body, ignore);
-        match best {
-            Some((a, _)) => {
-                let w = (2.5 * a).clamp(-p.max_angular, p.max_angular);
-                let align = a.cos().max(0.0).powi(4);
-                let slow = ((front - p.stop_distance) / 0.4).clamp(0.0, 1.0);
-                let v = if a.abs() > 0.6 {
-                    0.0
-                } else {
-                    speed * align * (0.3 + 0.7 * slow)
-                };
-                let v = if front < p.stop_distance * caution {
-                    0.0
-                } else {
-                    v
-                };
-                (
-                    Twist {
-                        linear: v as f64,
-                        angular: w as f64,
-                    },
-                    (a - desired).abs() > 0.15,
-                )
-            }
-            None => {
-                // Boxed in ahead: turn towards the more open side.
-                let n = (body.range_count as usize).min(body.range.len());
-                let (mut left, mut right) = (0.0, 0.0);
-                for k in 0..n {
-                    if self.ray_angle(k, n) > 0.0 {
-                        left += self.ray(body, k);
-                    } else {
-                        right += self.ray(body, k);
-                    }
-                }
-                let dir = if desired.abs() > 0.3 {
-                    desired.signum()
-                } else if left >= right {
-                    1.0
-                } else {
-                    -1.0
-                };
-                let back = if front < p.stop_distance * 0.7 {
-                    -0.05
-                } else {
-                    0.0
-                };
-                (
-                    Twist {
-                        linear: back,
-                        angular: (dir * p.max_angular * 0.7) as f64,
-                    },
-                    true,
-                )
-            }
+        SteerParams {
+            clearance: p.clearance,
+            stop_distance: p.stop_distance,
+            corridor_half_width: p.corridor_half_width,
+            max_angular: p.max_angular,
         }
     }
 
@@ -686,7 +448,7 @@ impl GroundedPolicy {
             confidence = p.confidence,
             bearing = p.bearing,
             cells = p.cells,
-            heading = self.heading,
+            heading = self.odo.heading(),
             reason = ?self.reason,
             heat = ?&p.heat[..p.cols],
             range = ?&input.body.range[..input.body.range_count as usize],
@@ -695,23 +457,17 @@ impl GroundedPolicy {
         );
         // Mark the headings this frame covered, with the free range straight ahead.
         let half = self.params.hfov / 2.0;
-        let centre_free = self.corridor_free(input.body, 0.0, None);
-        for b in 0..HEADING_BINS {
-            let off = wrap(bin_heading(b) - self.heading).abs();
-            if off <= half {
-                self.looked[b] = true;
-            }
-        }
-        let b = bin_of(self.heading);
-        self.free[b] = self.free[b].max(centre_free);
+        let scan = self.scan(input.body);
+        let centre_free = scan.corridor_free(0.0, self.params.corridor_half_width, None);
+        self.bins.look(self.odo.heading(), half, centre_free);
         // A weak match is a lead only where the range sensor sees nothing near along it: a
         // small far object matches weakly, but a weak match on something close (a wall corner,
         // an obstacle) is a look-alike.
-        let open = self
-            .range_at(input.body, p.bearing)
+        let open = scan
+            .range_at(p.bearing)
             .is_none_or(|r| r >= self.params.lead_min_range);
         if open && p.confidence >= self.params.lead_confidence / 2.0 {
-            let h = wrap(self.heading + p.bearing);
+            let h = wrap(self.odo.heading() + p.bearing);
             let b = (((h + PI) / TAU * LEAD_BINS as f32).floor() as usize).min(LEAD_BINS - 1);
             self.lead_sum[b] += p.confidence;
             self.lead_n[b] = self.lead_n[b].saturating_add(1);
@@ -722,7 +478,7 @@ impl GroundedPolicy {
         if p.confidence >= self.params.see_confidence {
             self.seen_frames += 1;
             if self.seen_frames >= self.params.see_frames {
-                self.target_heading = wrap(self.heading + p.bearing);
+                self.target_heading = wrap(self.odo.heading() + p.bearing);
                 self.target_seen_ns = Some(input.now_ns);
                 if p.cells >= self.params.near_cells {
                     self.near_seen_ns = Some(input.now_ns);
@@ -740,39 +496,6 @@ impl GroundedPolicy {
             .filter(|&b| self.lead_n[b] >= 2)
             .max_by(|&a, &b| self.lead_sum[a].total_cmp(&self.lead_sum[b]))
             .map(|b| (self.lead_best[b].0, self.lead_sum[b]))
-    }
-
-    /// Unvisited ground along heading `h`: the points every half metre out to 4 m that fall in
-    /// cells not yet visited, those within reach (free distance `free`) counting fully and
-    /// those beyond (behind something, or past the sensor's range) a third.
-    fn novelty(&self, h: f32, free: f32) -> f32 {
-        let (s, c) = h.sin_cos();
-        (1..=8)
-            .map(|k| k as f32 * 0.5)
-            .filter(|&d| {
-                visit_cell(self.pos.0 + d * c, self.pos.1 + d * s).is_some_and(|i| !self.visited[i])
-            })
-            .map(|d| if d <= free + 0.5 { 1.0 } else { 0.33 })
-            .sum()
-    }
-
-    /// The most open heading seen in the last scan that leads to new ground, avoiding the way
-    /// we came.
-    fn most_open_heading(&self) -> f32 {
-        let mut best = (bin_of(self.heading), f32::NEG_INFINITY);
-        for b in 0..HEADING_BINS {
-            let mut score = self.free[b] + 0.8 * self.novelty(bin_heading(b), self.free[b]);
-            if self
-                .came_from
-                .is_some_and(|back| wrap(bin_heading(b) - back).abs() < 1.0)
-            {
-                score -= 1.0;
-            }
-            if score > best.1 {
-                best = (b, score);
-            }
-        }
-        bin_heading(best.0)
     }
 
     fn target_recent(&self, now_ns: u64) -> bool {
@@ -823,9 +546,10 @@ impl GroundedPolicy {
         match self.phase {
             Phase::Idle | Phase::Arrived => self.out(Mode::Idle, Twist::ZERO),
             Phase::Approach => {
-                let bearing = wrap(self.target_heading - self.heading);
+                let bearing = wrap(self.target_heading - self.odo.heading());
                 let fresh = now.saturating_sub(self.target_seen_ns.unwrap_or(0)) < 1_500_000_000;
-                let r = self.range_at(body, bearing);
+                let scan = self.scan(body);
+                let r = scan.range_at(bearing);
                 // Whether the target looks near (it fills several cells): only then is the
                 // echo along its bearing the target itself rather than something in front of it.
                 let looks_near = self
@@ -846,7 +570,17 @@ impl GroundedPolicy {
                 }
                 let near = r.unwrap_or(self.params.range_max);
                 let slow = ((near - self.params.arrive_range) / 0.5).clamp(0.25, 1.0);
-                let (mut t, blocked) = self.steer(body, bearing, speed * slow, ignore, caution);
+                let Steering {
+                    twist: mut t,
+                    blocked,
+                } = steer(
+                    &scan,
+                    bearing,
+                    speed * slow,
+                    ignore,
+                    caution,
+                    &self.steer_params(),
+                );
                 if !fresh {
                     t.linear *= 0.5;
                 }
@@ -861,7 +595,7 @@ impl GroundedPolicy {
             Phase::Settle { until_ns, dir } => {
                 if now >= until_ns {
                     self.phase = Phase::Scan {
-                        prev: self.heading,
+                        prev: self.odo.heading(),
                         turned: 0.0,
                         dir,
                     };
@@ -881,17 +615,17 @@ impl GroundedPolicy {
                 )
             }
             Phase::Scan { prev, turned, dir } => {
-                let turned = turned + wrap(self.heading - prev).abs();
+                let turned = turned + wrap(self.odo.heading() - prev).abs();
                 // Close to something: turn away from it (the nose swings towards the side we
                 // turn to) and ease back if very close.
-                let (near_angle, near_r) = self.nearest_ray(body);
+                let (near_angle, near_r) = self.scan(body).nearest_ray();
                 let dir = if near_r < 0.3 && near_angle.abs() > 0.05 {
                     -near_angle.signum()
                 } else {
                     dir
                 };
                 let back = if near_r < 0.25 { -0.06 } else { 0.0 };
-                let all = self.looked.iter().all(|&l| l);
+                let all = self.bins.all_looked();
                 if all || turned > TAU + 0.5 {
                     self.scans += 1;
                     let heading = match self.lead() {
@@ -909,13 +643,18 @@ impl GroundedPolicy {
                         }
                         _ => {
                             self.followed = None;
-                            self.most_open_heading()
+                            self.bins.most_open_heading(
+                                self.odo.heading(),
+                                self.odo.pos(),
+                                self.came_from,
+                                &self.visited,
+                            )
                         }
                     };
                     self.phase = Phase::TurnTo { heading };
                 } else {
                     self.phase = Phase::Scan {
-                        prev: self.heading,
+                        prev: self.odo.heading(),
                         turned,
                         dir,
                     };
@@ -934,18 +673,18 @@ impl GroundedPolicy {
                 )
             }
             Phase::TurnTo { heading } => {
-                let err = wrap(heading - self.heading);
+                let err = wrap(heading - self.odo.heading());
                 if err.abs() < 0.12 {
                     self.phase = Phase::Leg {
                         heading,
-                        start_odo: self.odometer,
+                        start_odo: self.odo.odometer(),
                         start_ns: now,
                     };
                 }
                 self.reason = Reason::Turning;
                 let w = (2.0 * err).clamp(-self.params.max_angular, self.params.max_angular);
                 let w = if w.abs() < 0.4 { 0.4 * err.signum() } else { w };
-                let back = if self.nearest_ray(body).1 < 0.16 {
+                let back = if self.scan(body).nearest_ray().1 < 0.16 {
                     -0.06
                 } else {
                     0.0
@@ -963,11 +702,13 @@ impl GroundedPolicy {
                 start_odo,
                 start_ns,
             } => {
-                let travelled = self.odometer - start_odo;
+                let travelled = self.odo.odometer() - start_odo;
                 let elapsed = now.saturating_sub(start_ns) as f32 * 1e-9;
-                let desired = wrap(heading - self.heading);
-                let (t, blocked) = self.steer(body, desired, speed, None, caution);
-                let stuck = self.front_min(body, None) < self.params.clearance * 1.1;
+                let desired = wrap(heading - self.odo.heading());
+                let scan = self.scan(body);
+                let Steering { twist: t, blocked } =
+                    steer(&scan, desired, speed, None, caution, &self.steer_params());
+                let stuck = scan.front_min(None) < self.params.clearance * 1.1;
                 if travelled >= self.params.wander_distance
                     || elapsed >= self.params.wander_time_s
                     || (stuck && elapsed > 0.5)
