@@ -23,8 +23,6 @@ use std::f32::consts::{PI, TAU};
 
 /// Heading bins in which weak matches are accumulated during a search.
 pub const LEAD_BINS: usize = 24;
-/// Seconds for the policy's held drowsiness to fall from 1 to 0.
-pub const DROWSY_RELEASE_S: f32 = 5.0;
 
 /// Tunables of the decision (defaults suit the shipped robot in `urdf/robot.toml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +136,9 @@ pub struct PolicyInput<'a> {
     pub vision: Option<VisionView<'a>>,
     /// Body state (range rays, gyro, encoders).
     pub body: &'a BodyState,
-    /// Drowsiness 0..1 (more caution when drowsy).
+    /// Drowsiness 0..1, more caution when drowsy: the integrator's held level
+    /// (`Feedback::held`: the peak released over a few seconds, so one stall makes the robot
+    /// steadily careful instead of flipping between cautious and bold every second).
     pub drowsiness: f32,
 }
 
@@ -259,10 +259,6 @@ pub struct GroundedPolicy {
     scans: u32,
     /// Where the robot has been: a coarse map around the start, so exploring prefers new ground.
     visited: VisitedMap,
-    /// Drowsiness held at its peak and released slowly, and when it was last updated: one
-    /// stall makes the loop drowsy for about a second, and a robot that turns cautious and
-    /// bold again every second dithers in tight spots.
-    drowsy_hold: (f32, u64),
 }
 
 impl GroundedPolicy {
@@ -296,7 +292,6 @@ impl GroundedPolicy {
             followed: None,
             scans: 0,
             visited: VisitedMap::new(),
-            drowsy_hold: (0.0, 0),
         }
     }
 
@@ -526,10 +521,7 @@ impl GroundedPolicy {
         } else {
             1.0
         };
-        let (held, at) = self.drowsy_hold;
-        let released = held - input.now_ns.saturating_sub(at) as f32 * 1e-9 / DROWSY_RELEASE_S;
-        let drowsy = drowsy_now.max(released).clamp(0.0, 1.0);
-        self.drowsy_hold = (drowsy, input.now_ns);
+        let drowsy = drowsy_now;
         let caution = 1.0 + 0.5 * drowsy;
         let speed = self.params.max_linear * (1.0 - 0.4 * drowsy);
         let now = input.now_ns;
