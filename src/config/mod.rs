@@ -389,9 +389,6 @@ impl Default for Config {
     }
 }
 
-/// The sensory regions brainloop knows how to build, in slot order.
-pub const KNOWN_REGIONS: [&str; 4] = ["vision", "language", "audition", "proprioception"];
-
 /// Fill what a file leaves out from the default file: the default regions when it names none,
 /// each known region's missing keys from its default section, and the default edges between
 /// the nodes present when it has no `[[edges]]`.
@@ -433,7 +430,10 @@ fn apply_defaults(value: &mut toml::Value) {
             .and_then(|r| r.as_table())
             .map(|t| t.keys().cloned().collect())
             .unwrap_or_default();
-        let keep = |n: &str| present.iter().any(|p| p == n) || !KNOWN_REGIONS.contains(&n);
+        let keep = |n: &str| {
+            present.iter().any(|p| p == n)
+                || !graph::region_kinds().any(|k| k.name == n)
+        };
         let edges: Vec<toml::Value> = defaults
             .get("edges")
             .and_then(|e| e.as_array())
