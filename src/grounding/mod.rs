@@ -6,14 +6,12 @@
 //! * [`query`]: the query-based connector: the instruction's embedding attends over the aligned
 //!   spatial tokens and gives a heat map over image columns, a bearing and a confidence.
 //! * [`policy`]: the decision: search (remembering where it looked), approach, avoid, arrive.
-//! * [`linalg`]: the small dense solvers the fit uses.
 //!
 //! No keyword tables, no colour thresholds on pixels, no simulator ground truth at run time: the
 //! instruction reaches the decision only as the language region's embedding.
 
 pub mod connector;
 pub mod instruction;
-pub mod linalg;
 pub mod policy;
 pub mod query;
 
