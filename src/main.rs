@@ -164,29 +164,13 @@ impl RunCli {
     }
 }
 
-/// Set on Ctrl-C / SIGTERM: the run stops cleanly and writes zero to the motors.
-static STOP_SIGNAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP_SIGNAL.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// A stop flag set by Ctrl-C / SIGTERM.
+/// A stop flag set by Ctrl-C / SIGTERM: the run stops cleanly and writes zero to the motors.
 fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    std::thread::spawn(move || loop {
-        if STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
-            s2.store(true, std::sync::atomic::Ordering::SeqCst);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    });
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Fails only for the signals signal-hook forbids (SIGKILL, SIGSTOP, SIGSEGV, ...).
+        signal_hook::flag::register(sig, stop.clone()).expect("SIGINT/SIGTERM can be handled");
+    }
     stop
 }
 

@@ -430,10 +430,8 @@ fn apply_defaults(value: &mut toml::Value) {
             .and_then(|r| r.as_table())
             .map(|t| t.keys().cloned().collect())
             .unwrap_or_default();
-        let keep = |n: &str| {
-            present.iter().any(|p| p == n)
-                || !graph::region_kinds().any(|k| k.name == n)
-        };
+        let keep =
+            |n: &str| present.iter().any(|p| p == n) || !graph::region_kinds().any(|k| k.name == n);
         let edges: Vec<toml::Value> = defaults
             .get("edges")
             .and_then(|e| e.as_array())

@@ -7,7 +7,7 @@
 //! The file format is a small JSON header plus raw little-endian `f32` arrays, with a `sha256sum`
 //! style checksum file beside it; loading verifies the checksum.
 
-use crate::grounding::linalg::{add_at_b, cholesky, cholesky_solve, LinalgError};
+use crate::util::linalg::{add_at_b, solve_spd, LinalgError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -477,12 +477,8 @@ fn dual_basis(
         }
     }
     let trace: f64 = (0..k).map(|i| g[i * k + i]).sum::<f64>() / k.max(1) as f64;
-    for i in 0..k {
-        g[i * k + i] += 1e-3 * trace.max(1e-9);
-    }
-    cholesky(&mut g, k)?;
     let mut dual = p;
-    cholesky_solve(&g, k, &mut dual, out_dim)?;
+    solve_spd(&g, k, 1e-3 * trace.max(1e-9), &mut dual, out_dim)?;
     Ok(dual.into_iter().map(|x| x as f32).collect())
 }
 
@@ -595,14 +591,9 @@ pub struct FitReport {
 
 /// Solve the ridge system for one penalty. `lambda` is relative: the diagonal gets `lambda * n`.
 fn solve(normal: &Normal, d: usize, out_dim: usize, lambda: f64) -> Result<Vec<f64>, LinalgError> {
-    let mut a = normal.gram.clone();
     let reg = lambda * normal.n.max(1) as f64;
-    for i in 0..d {
-        a[i * d + i] += reg;
-    }
-    cholesky(&mut a, d)?;
     let mut w = normal.cross.clone();
-    cholesky_solve(&a, d, &mut w, out_dim)?;
+    solve_spd(&normal.gram, d, reg, &mut w, out_dim)?;
     Ok(w)
 }
 

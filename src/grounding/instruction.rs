@@ -15,7 +15,7 @@
 //! (`tests/fixtures/grounding/paraphrases.toml`) deliberately uses other colour and shape words and
 //! other verbs, so its score measures generalisation, not recall.
 
-use crate::grounding::linalg::{add_at_b, cholesky, cholesky_solve};
+use crate::util::linalg::{add_at_b, solve_spd};
 use serde::{Deserialize, Serialize};
 
 /// A fitted instruction head (stored in the connector file's header).
@@ -435,13 +435,9 @@ pub fn fit(
         let mut g = vec![0.0f64; d * d];
         add_at_b(&x, &x, m, d, d, &mut g);
         let tr = (0..d).map(|i| g[i * d + i]).sum::<f64>() / d as f64;
-        for i in 0..d {
-            g[i * d + i] += lambda * tr.max(1e-12);
-        }
         let mut b = vec![0.0f64; d * classes];
         add_at_b(&x, &y, m, d, classes, &mut b);
-        cholesky(&mut g, d).map_err(|e| e.to_string())?;
-        cholesky_solve(&g, d, &mut b, classes).map_err(|e| e.to_string())?;
+        solve_spd(&g, d, lambda * tr.max(1e-12), &mut b, classes).map_err(|e| e.to_string())?;
         Ok((b, bias))
     };
     let by_colour = move |l: usize| l / shapes;
@@ -563,11 +559,7 @@ pub fn fit(
         add_at_b(&x, &y, m, d, 1, &mut rhs);
         // No bias term: the threshold below absorbs the offset.
         let tr = (0..d).map(|i| g[i * d + i]).sum::<f64>() / d as f64;
-        for i in 0..d {
-            g[i * d + i] += 0.3 * tr.max(1e-12);
-        }
-        cholesky(&mut g, d).map_err(|e| e.to_string())?;
-        cholesky_solve(&g, d, &mut rhs, 1).map_err(|e| e.to_string())?;
+        solve_spd(&g, d, 0.3 * tr.max(1e-12), &mut rhs, 1).map_err(|e| e.to_string())?;
         head.about = Some(AboutClassifier {
             weights: rhs.iter().map(|&x| x as f32).collect(),
             bias: 0.0,

@@ -8,14 +8,12 @@
 //! * [`policy`]: the decision: search (remembering where it looked), approach, avoid, arrive;
 //!   its range geometry, odometry, exploration memory and steering are
 //!   [`crate::navigation`]'s, which knows nothing of language or vision.
-//! * [`linalg`]: the small dense solvers the fit uses.
 //!
 //! No keyword tables, no colour thresholds on pixels, no simulator ground truth at run time: the
 //! instruction reaches the decision only as the language region's embedding.
 
 pub mod connector;
 pub mod instruction;
-pub mod linalg;
 pub mod policy;
 pub mod query;
 

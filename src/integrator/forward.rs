@@ -4,6 +4,9 @@
 //! (input, outcome) pair it saw, and sleep refits it in closed form (ridge regression towards the
 //! previous model, by Cholesky), which is seed 001's "fine-tune on the day's context".
 
+use crate::util::linalg::SpdSolver;
+use nalgebra::DMatrix;
+
 /// Number of proprioceptive features the model predicts.
 pub const PROPRIO_FEATURES: usize = 6;
 
@@ -20,8 +23,9 @@ pub struct ForwardModel {
     xtx: Vec<f64>,
     xty: Vec<f64>,
     samples: u64,
-    chol: Vec<f64>,
-    rhs: Vec<f64>,
+    /// The refit's Cholesky factor and right-hand sides (`d_in x d_out`), kept between refits.
+    solver: SpdSolver,
+    rhs: DMatrix<f64>,
     /// Ridge strength towards the previous model.
     pub ridge: f64,
     err_sum: f64,
@@ -48,8 +52,8 @@ impl ForwardModel {
             xtx: vec![0.0; d_in * d_in],
             xty: vec![0.0; d_in * d_out],
             samples: 0,
-            chol: vec![0.0; d_in * d_in],
-            rhs: vec![0.0; d_in],
+            solver: SpdSolver::new(d_in),
+            rhs: DMatrix::zeros(d_in, d_out),
             ridge: 1.0,
             err_sum: 0.0,
             err_prev_sum: 0.0,
@@ -147,62 +151,33 @@ impl ForwardModel {
         if self.samples == 0 {
             return false;
         }
-        let d = self.d_in;
+        let (d, d_out) = (self.d_in, self.d_out);
         let lam = self.ridge;
-        // A = XtX (upper triangle, mirrored) + lam I, Cholesky into chol (lower).
-        for i in 0..d {
-            for j in 0..d {
-                let v = if j >= i {
-                    self.xtx[i * d + j]
-                } else {
-                    self.xtx[j * d + i]
-                };
-                self.chol[i * d + j] = v + if i == j { lam } else { 0.0 };
-            }
-        }
-        for j in 0..d {
-            let mut s = self.chol[j * d + j];
-            for k in 0..j {
-                s -= self.chol[j * d + k] * self.chol[j * d + k];
-            }
-            if s <= 1e-12 || !s.is_finite() {
-                return false;
-            }
-            let l = s.sqrt();
-            self.chol[j * d + j] = l;
-            for i in j + 1..d {
-                let mut s = self.chol[i * d + j];
-                for k in 0..j {
-                    s -= self.chol[i * d + k] * self.chol[j * d + k];
+        // A = XtX + lam I: XtX's upper triangle, row-major, is A's lower triangle column by column.
+        let xtx = &self.xtx;
+        let chol = match self.solver.factor(1e-12, |a| {
+            for c in 0..d {
+                for r in c..d {
+                    a[(r, c)] = xtx[c * d + r];
                 }
-                self.chol[i * d + j] = s / l;
+                a[(c, c)] += lam;
             }
-        }
+        }) {
+            Ok(chol) => chol,
+            Err(_) => return false,
+        };
         self.b_prev.copy_from_slice(&self.b);
-        for o in 0..self.d_out {
-            // rhs = XtY[:, o] + lam * B_prev[:, o]
+        // rhs = XtY + lam * B_prev, every output at once; then B = A^-1 rhs.
+        for o in 0..d_out {
             for i in 0..d {
-                self.rhs[i] =
-                    self.xty[i * self.d_out + o] + lam * self.b_prev[i * self.d_out + o] as f64;
+                self.rhs[(i, o)] =
+                    self.xty[i * d_out + o] + lam * self.b_prev[i * d_out + o] as f64;
             }
-            // Forward substitution L z = rhs.
+        }
+        chol.solve_mut(&mut self.rhs);
+        for o in 0..d_out {
             for i in 0..d {
-                let mut s = self.rhs[i];
-                for k in 0..i {
-                    s -= self.chol[i * d + k] * self.rhs[k];
-                }
-                self.rhs[i] = s / self.chol[i * d + i];
-            }
-            // Back substitution L^T b = z.
-            for i in (0..d).rev() {
-                let mut s = self.rhs[i];
-                for k in i + 1..d {
-                    s -= self.chol[k * d + i] * self.rhs[k];
-                }
-                self.rhs[i] = s / self.chol[i * d + i];
-            }
-            for i in 0..d {
-                self.b[i * self.d_out + o] = self.rhs[i] as f32;
+                self.b[i * d_out + o] = self.rhs[(i, o)] as f32;
             }
         }
         self.xtx.iter_mut().for_each(|v| *v = 0.0);

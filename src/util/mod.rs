@@ -1,7 +1,8 @@
-//! Leaf utilities every folder may use: the monotonic clock and the seeded PRNG.
-//! Depends on nothing in the crate.
+//! Leaf utilities every folder may use: the monotonic clock, the seeded PRNG and the dense
+//! solvers (nalgebra). Depends on nothing in the crate.
 
 pub mod clock;
+pub mod linalg;
 pub mod rng;
 
 pub use clock::monotonic_ns;
