@@ -10,6 +10,7 @@
 
 use crate::body::{Body, RobotParams};
 use crate::config::Config;
+use crate::experiment::pilot::{find_target, ColourPilot, Sighting};
 use crate::integrator::{
     DecisionContext, Integrator, ModeledTimer, Policy, ScheduledTimer, SlotWriter, WallTimer,
 };
@@ -22,7 +23,6 @@ use crate::regions::vision::VisionRegion;
 use crate::regions::{region_config, spawn, Region, RegionHandle, ShedLevel};
 use crate::report::TickSample;
 use crate::sim::camera::RgbFrame;
-use crate::experiment::pilot::{find_target, ColourPilot, Sighting};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -4,9 +4,11 @@
 
 use crate::body::RobotParams;
 use crate::config::Config;
+use crate::experiment::episode::{
+    run_episode, run_eval, BrainKind, EpisodeOptions, EvalReport, Progress,
+};
 use crate::report::mcap::{replay, ReplayOptions};
 use crate::report::Summary;
-use crate::experiment::episode::{run_episode, run_eval, BrainKind, EpisodeOptions, EvalReport, Progress};
 use crate::sim::scenario::{self, Scenario};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -9,13 +9,13 @@
 
 use crate::body::{Body, RobotParams};
 use crate::config::{Config, LimitsConfig};
+use crate::experiment::brain::{Brain, BrainOptions, IntegratorBrain, PolicyKind};
+use crate::experiment::pilot::ColourPilot;
 use crate::msg::{Instruction, Mode, Twist};
 use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
 use crate::sim::bodies::{self, Board, Physics};
-use crate::experiment::brain::{Brain, BrainOptions, IntegratorBrain, PolicyKind};
 use crate::sim::camera::{RgbFrame, SimCamera};
 use crate::sim::mjcf::TIMESTEP;
-use crate::experiment::pilot::ColourPilot;
 use crate::sim::scenario::{Layout, Scenario, ScenarioError, ROBOT_RADIUS};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

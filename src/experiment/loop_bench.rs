@@ -5,11 +5,11 @@
 //! compute time, misses, drowsiness and sleeps, and the seed-001 cycle as numbers (misses,
 //! staleness and tick cost before and after the first sleep).
 
-use crate::integrator::rt::{self, monotonic_ns, RecordRing, RtOptions};
-use crate::bus::slots::EmbeddingRef;
-use crate::integrator::{health::LatencyHistogram, Integrator, TickRecord};
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
+use crate::bus::slots::EmbeddingRef;
 use crate::config::Config;
+use crate::integrator::rt::{self, monotonic_ns, RecordRing, RtOptions};
+use crate::integrator::{health::LatencyHistogram, Integrator, TickRecord};
 use crate::msg::{BodyState, RegionId, WheelSpeeds};
 use crate::sim::kinematic::KinematicBody;
 use serde::Serialize;

@@ -23,7 +23,7 @@ pub mod motor;
 pub mod policy;
 pub mod rt;
 
-
+pub use crate::bus::slots::{self, EmbeddingRef, InputSlots, PublishError, SlotView, SlotWriter};
 pub use connector::Connector;
 pub use drowsiness::Drowsiness;
 pub use forward::ForwardModel;
@@ -31,7 +31,6 @@ pub use health::{Health, HealthSummary};
 pub use memory::{LongTermMemory, WorkingMemory};
 pub use motor::{MotorOutput, MotorStage, StopReason};
 pub use policy::{DecisionContext, Policy, ReactivePolicy};
-pub use crate::bus::slots::{self, EmbeddingRef, InputSlots, PublishError, SlotView, SlotWriter};
 
 use crate::body::{Body, RobotParams};
 use crate::config::{Config, OnFailure};
