@@ -23,6 +23,7 @@ APT_PACKAGES=(
   simavr libsimavr-dev libsimavrparts1 libelf-dev   # emulated board (HIL tests)
   libosmesa6 libgl1 libegl1         # headless MuJoCo camera
   libopencv-dev                     # camera feature (OpenCV VideoCapture)
+  fonts-dejavu-core                 # report plot labels (src/report/plot.rs)
   unzip tmux
 )
 missing=()

@@ -398,6 +398,13 @@ impl Brain for IntegratorBrain {
             angular: r.twist.angular,
             mode: r.mode,
             sleeping: r.sleeping,
+            period_ns: self.integrator.period_ns(),
+            lateness_ns: r.lateness_ns,
+            wall_lateness_ns: None,
+            speed_scale: r.speed_scale as f64,
+            stale_mask: r.stale_mask,
+            late_mask: r.late_mask,
+            body_stale: r.body_stale,
         }
     }
 }

@@ -224,6 +224,8 @@ impl Brain for PilotBrain {
             angular: t.angular,
             mode: intent.mode,
             sleeping: false,
+            speed_scale: 1.0,
+            ..TickSample::default()
         }
     }
 }
@@ -396,15 +398,14 @@ pub fn run_episode(
                     std::thread::sleep(wait);
                 }
             }
-            let late_cycles = if opts.realtime {
-                let late = wall0.elapsed().as_nanos() as u64;
-                late.saturating_sub(now_ns) / period_ns
-            } else {
-                0
-            };
+            let wall_late_ns = opts
+                .realtime
+                .then(|| (wall0.elapsed().as_nanos() as u64).saturating_sub(now_ns));
+            let late_cycles = wall_late_ns.unwrap_or(0) / period_ns;
             let t0 = Instant::now();
             let mut sample = brain.tick(now_ns, body.as_body_mut());
             sample.wall_ns = t0.elapsed().as_nanos() as u64;
+            sample.wall_lateness_ns = wall_late_ns;
             if sample.compute_ns == 0 {
                 sample.compute_ns = sample.wall_ns;
             }
@@ -561,7 +562,7 @@ fn write_report(
             "camera_{i:02}_t{:.1}s.png",
             f.stamp_ns as f64 * 1e-9
         ));
-        report::canvas::save_rgb_png(&p, f.width, f.height, &f.data).map_err(|e| err(&p, &e))?;
+        report::save_rgb_png(&p, f.width, f.height, &f.data).map_err(|e| err(&p, &e))?;
     }
     let mut lat: Vec<u64> = ticks.iter().map(|t| t.wall_ns).collect();
     lat.sort_unstable();

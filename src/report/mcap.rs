@@ -141,7 +141,7 @@ impl Recorder {
         height: u32,
         rgb: &[u8],
     ) -> Result<(), RecordError> {
-        let png = super::canvas::encode_png(width, height, rgb).map_err(|e| self.err(e))?;
+        let png = super::encode_png(width, height, rgb).map_err(|e| self.err(e))?;
         let msg = serde_json::json!({
             "timestamp": {"sec": stamp_ns / 1_000_000_000, "nsec": stamp_ns % 1_000_000_000},
             "frame_id": "front_camera",
