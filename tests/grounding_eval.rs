@@ -10,9 +10,9 @@
 
 use brainloop::body::RobotParams;
 use brainloop::config::Config;
-use brainloop::training::align::ParaphraseSet;
 use brainloop::experiment::episode::{run_episode, EpisodeOptions};
 use brainloop::sim::scenario::{load_dir, ObjectKind};
+use brainloop::training::align::ParaphraseSet;
 use std::path::Path;
 
 fn root() -> &'static Path {

@@ -4,10 +4,10 @@
 
 use brainloop::body::RobotParams;
 use brainloop::config::Config;
+use brainloop::experiment::episode::{run_episode, run_eval, BrainKind, EpisodeOptions};
 use brainloop::report::mcap::{replay, ReplayOptions};
 use brainloop::report::Summary;
 use brainloop::sim::camera::SimCamera;
-use brainloop::experiment::episode::{run_episode, run_eval, BrainKind, EpisodeOptions};
 use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::Scenario;
 use std::path::Path;

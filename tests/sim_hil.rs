@@ -6,12 +6,12 @@
 
 use brainloop::body::{Body, RobotParams, SimulatedBody};
 use brainloop::config::Config;
+use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
 use brainloop::link::codec::fault;
 use brainloop::msg::Twist;
 use brainloop::report::mcap::{replay, ReplayOptions};
 use brainloop::report::Summary;
 use brainloop::sim::bodies::Board;
-use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
 use brainloop::sim::hil::{HilBoard, BOARD_LIB, FIRMWARE_ELF};
 use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::Scenario;

@@ -4,10 +4,10 @@
 
 use brainloop::body::{Body, RobotParams, SimulatedBody};
 use brainloop::config::Config;
+use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
 use brainloop::msg::{Twist, WheelSpeeds};
 use brainloop::report::Summary;
 use brainloop::sim::bodies::Physics;
-use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
 use brainloop::sim::kinematic::KinematicWorld;
 use brainloop::sim::mujoco::MujocoBody;
 use brainloop::sim::scenario::{Layout, Scenario};

@@ -5,9 +5,9 @@
 //! same trait, so a region moves to its own process without changes.
 
 pub mod cdr;
-pub mod slots;
 #[cfg(feature = "dds")]
 pub mod dds;
+pub mod slots;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::{de::DeserializeOwned, Serialize};

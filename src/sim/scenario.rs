@@ -4,10 +4,10 @@
 //! into a concrete [`Layout`] (walls, obstacles, coloured objects, start pose) and checks that the
 //! goal can be reached at all, so an impossible task is one clear error instead of a silent failure.
 
-use serde::{Deserialize, Serialize};
 pub use crate::world::{
     BoxObstacle, Colour, Layout, ObjectKind, PlacedObject, Shape, ROBOT_RADIUS, WALL_HALF_THICKNESS,
 };
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Errors loading a scenario or laying it out.

@@ -230,4 +230,3 @@ impl Layout {
         b.min(o)
     }
 }
-
