@@ -82,10 +82,10 @@ impl SimulatedBody for KinematicBody {
             right: self.speed[1],
         });
         let a = 1.0 - (-dt / self.motor_tau).exp();
-        let target = self.motors.target();
-        for i in 0..2 {
-            self.speed[i] += (target[i] - self.speed[i]) * a;
-            self.angle[i] += self.speed[i] * dt;
+        let wheels = self.speed.iter_mut().zip(&mut self.angle);
+        for ((speed, angle), target) in wheels.zip(self.motors.target()) {
+            *speed += (target - *speed) * a;
+            *angle += *speed * dt;
         }
         let t = self.params.wheels_to_twist(WheelSpeeds {
             left: self.speed[0],
