@@ -5,30 +5,20 @@
 use brainloop::body::{Body, RobotParams, SimulatedBody};
 use brainloop::config::Config;
 use brainloop::experiment::episode::{run_episode, BrainKind, EpisodeOptions};
-use brainloop::msg::{Twist, WheelSpeeds};
+use brainloop::msg::WheelSpeeds;
 use brainloop::report::Summary;
 use brainloop::sim::bodies::Physics;
 use brainloop::sim::kinematic::KinematicWorld;
 use brainloop::sim::mujoco::MujocoBody;
-use brainloop::sim::scenario::{Layout, Scenario};
+use brainloop::sim::scenario::Scenario;
+use brainloop::sim::testing::{drive, open_arena};
 use std::path::Path;
-
-fn arena(start_x: f64) -> Layout {
-    Scenario::parse(
-        &format!("instruction = \"go\"\ntime_limit_s = 10\n[goal]\nobject = \"red ball\"\n[arena]\nstart = [{start_x}, 0.0, 0.0]\ngoal_at = [-1.5, 1.5]\n"),
-        "t",
-        "t",
-    )
-    .unwrap()
-    .layout(1)
-    .unwrap()
-}
 
 #[test]
 fn range_rays_see_the_wall_at_its_distance_like_mujoco() {
     let p = RobotParams::load_default();
     // Facing +x from x = 1: the wall face is at x = 2, the sensor at 1 + 0.105.
-    let layout = arena(1.0);
+    let layout = open_arena([1.0, 0.0, 0.0], [-1.5, 1.5]);
     let mut k = KinematicWorld::new(p.clone(), &layout);
     let mut m = MujocoBody::new(p.clone(), &layout).unwrap();
     k.advance(0.1);
@@ -50,14 +40,7 @@ fn range_rays_see_the_wall_at_its_distance_like_mujoco() {
         );
     }
     // Driving into the wall: the kinematic body stops at it and counts one collision.
-    k.command(p.twist_to_wheels(Twist {
-        linear: 0.3,
-        angular: 0.0,
-    }))
-    .unwrap();
-    for _ in 0..2000 {
-        k.advance(0.002);
-    }
+    drive(&mut k, &p, (0.3, 0.0), 2000, 0.002);
     let (x, _, _) = k.ground_truth_pose();
     assert!(x < 2.0 - 0.12 && x > 1.8, "x = {x}");
     assert_eq!(k.collisions(), 1);

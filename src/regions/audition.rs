@@ -6,14 +6,12 @@
 //! chunk to chunk exactly as silero's own wrapper does.
 
 use super::mel::LogMel;
-use super::runtime::{self, Health, RegionStats};
+use super::runtime::ModelSession;
 use super::sources::{AudioSource, AUDIO_RATE};
 use super::{models, EmbeddingRef, Region, RegionCore, RegionError, ShedLevel};
 use crate::config::RegionConfig;
 use crate::msg::RegionId;
-use ort::session::Session;
 use ort::value::{Tensor, TensorRef};
-use std::time::Instant;
 
 /// Samples per chunk.
 pub const CHUNK: usize = 512;
@@ -27,7 +25,7 @@ const STATE: usize = 2 * 128;
 
 /// Silero VAD plus the log-mel filterbank, with carried state.
 pub struct AuditionModel {
-    session: Session,
+    session: ModelSession,
     sr: Tensor<i64>,
     input: Vec<f32>,
     state: Vec<f32>,
@@ -36,7 +34,6 @@ pub struct AuditionModel {
     pub vector: Vec<f32>,
     /// Model id (sha prefix).
     pub model_id: u32,
-    runs: u64,
 }
 
 impl AuditionModel {
@@ -46,14 +43,13 @@ impl AuditionModel {
         let sr = Tensor::from_array(((), vec![i64::from(AUDIO_RATE)]))
             .map_err(|e| RegionError::Runtime(format!("audition: {e}")))?;
         Ok(Self {
-            session: runtime::session(&path, threads)?,
+            session: ModelSession::open(RegionId::Audition, &path, threads)?,
             sr,
             input: vec![0.0; CONTEXT + CHUNK],
             state: vec![0.0; STATE],
             mel: LogMel::new(CHUNK, BANDS, f64::from(AUDIO_RATE)),
             vector: vec![0.0; EMBED_DIM],
             model_id: entry.model_id(),
-            runs: 0,
         })
     }
 
@@ -81,18 +77,14 @@ impl AuditionModel {
 
     /// One VAD inference on the current input and state (benchmarks call this directly).
     pub fn run_vad(&mut self) -> Result<(), RegionError> {
-        let err = |e: &dyn std::fmt::Display| RegionError::Inference {
-            region: "audition",
-            message: e.to_string(),
-        };
+        let err = self.session.errors();
         let x = TensorRef::from_array_view(([1usize, CONTEXT + CHUNK], &self.input[..]))
             .map_err(|e| err(&e))?;
         let s =
             TensorRef::from_array_view(([2usize, 1, 128], &self.state[..])).map_err(|e| err(&e))?;
         let out = self
             .session
-            .run(ort::inputs!["input" => x, "state" => s, "sr" => &self.sr])
-            .map_err(|e| err(&e))?;
+            .run(ort::inputs!["input" => x, "state" => s, "sr" => &self.sr])?;
         let p = out
             .get("output")
             .ok_or_else(|| err(&"model has no output `output`"))?
@@ -112,12 +104,6 @@ impl AuditionModel {
         }
         self.state.copy_from_slice(st);
         self.vector[0] = p;
-        drop(out);
-        self.runs += 1;
-        if self.runs == 1 {
-            // The arenas for activations exist now: back them with huge pages too.
-            runtime::advise_huge_pages();
-        }
         Ok(())
     }
 }
@@ -149,38 +135,18 @@ impl AuditionRegion {
 }
 
 impl Region for AuditionRegion {
-    fn id(&self) -> RegionId {
-        RegionId::Audition
-    }
-    fn rate_hz(&self) -> f64 {
-        self.core.rate_hz
+    fn core(&self) -> &RegionCore {
+        &self.core
     }
     fn step(&mut self, now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError> {
-        if self.core.skip() {
-            return Ok(None);
-        }
-        let Some(stamp) = self.source.read_chunk(now_ns, &mut self.chunk) else {
-            self.core.stats.no_input += 1;
+        let Some(stamp) = self
+            .core
+            .input(|| self.source.read_chunk(now_ns, &mut self.chunk))
+        else {
             return Ok(None);
         };
-        let t0 = Instant::now();
-        if let Err(e) = self.model.process(&self.chunk) {
-            return Err(self.core.fail(e));
-        }
         self.core
-            .stats
-            .record(t0.elapsed().as_nanos() as u64, self.core.period_ns);
-        Ok(Some(self.core.embedding(
-            stamp,
-            &self.model.vector,
-            [0, 0, 0],
-            &[],
-        )))
-    }
-    fn stats(&self) -> &RegionStats {
-        &self.core.stats
-    }
-    fn health(&self) -> Health {
-        self.core.health.clone()
+            .timed(|| self.model.process(&self.chunk).map(|_| ()))?;
+        Ok(Some(self.core.vector(stamp, &self.model.vector)))
     }
 }

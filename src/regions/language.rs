@@ -6,15 +6,13 @@
 //! Tokenisation is the model's own `tokenizer.json` through the `tokenizers` crate, with padding
 //! disabled (so ids match the Python tokenizer) and its truncation at 128 tokens kept.
 
-use super::runtime::{self, Health, RegionStats};
+use super::runtime::ModelSession;
 use super::{models, EmbeddingRef, Region, RegionCore, RegionError, ShedLevel};
 use crate::config::RegionConfig;
 use crate::msg::{Instruction, RegionId};
-use ort::session::Session;
 use ort::value::TensorRef;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokenizers::Tokenizer;
 
 /// Sentence embedding width.
@@ -22,7 +20,7 @@ pub const EMBED_DIM: usize = 384;
 
 /// all-MiniLM-L6-v2 with its tokenizer.
 pub struct LanguageModel {
-    session: Session,
+    session: ModelSession,
     tokenizer: Tokenizer,
     ids: Vec<i64>,
     mask: Vec<i64>,
@@ -30,7 +28,6 @@ pub struct LanguageModel {
     pub embedding: Vec<f32>,
     /// Model id (sha prefix).
     pub model_id: u32,
-    runs: u64,
 }
 
 impl LanguageModel {
@@ -43,13 +40,12 @@ impl LanguageModel {
         })?;
         tokenizer.with_padding(None);
         Ok(Self {
-            session: runtime::session(&path, threads)?,
+            session: ModelSession::open(RegionId::Language, &path, threads)?,
             tokenizer,
             ids: Vec::with_capacity(128),
             mask: Vec::with_capacity(128),
             embedding: vec![0.0; EMBED_DIM],
             model_id: entry.model_id(),
-            runs: 0,
         })
     }
 
@@ -58,10 +54,7 @@ impl LanguageModel {
         self.tokenizer
             .encode(text, true)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| RegionError::Inference {
-                region: "language",
-                message: format!("tokenizer: {e}"),
-            })
+            .map_err(|e| self.session.errors()(&format_args!("tokenizer: {e}")))
     }
 
     /// Embed `text` into [`LanguageModel::embedding`].
@@ -77,18 +70,14 @@ impl LanguageModel {
 
     /// Run the model on the current ids (for benchmarks: tokenisation excluded).
     pub fn run(&mut self) -> Result<(), RegionError> {
-        let err = |e: &dyn std::fmt::Display| RegionError::Inference {
-            region: "language",
-            message: e.to_string(),
-        };
+        let err = self.session.errors();
         let n = self.ids.len();
         let ids = TensorRef::from_array_view(([1usize, n], &self.ids[..])).map_err(|e| err(&e))?;
         let mask =
             TensorRef::from_array_view(([1usize, n], &self.mask[..])).map_err(|e| err(&e))?;
         let out = self
             .session
-            .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])
-            .map_err(|e| err(&e))?;
+            .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])?;
         let v = out
             .get("embedding")
             .ok_or_else(|| err(&"model has no output `embedding`"))?;
@@ -97,12 +86,6 @@ impl LanguageModel {
             return Err(err(&format!("embedding has {} values", data.len())));
         }
         self.embedding.copy_from_slice(data);
-        drop(out);
-        self.runs += 1;
-        if self.runs == 1 {
-            // The arenas for activations exist now: back them with huge pages too.
-            runtime::advise_huge_pages();
-        }
         Ok(())
     }
 
@@ -186,11 +169,8 @@ impl LanguageRegion {
 }
 
 impl Region for LanguageRegion {
-    fn id(&self) -> RegionId {
-        RegionId::Language
-    }
-    fn rate_hz(&self) -> f64 {
-        self.core.rate_hz
+    fn core(&self) -> &RegionCore {
+        &self.core
     }
     fn step(&mut self, now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError> {
         if self.core.skip() {
@@ -207,13 +187,7 @@ impl Region for LanguageRegion {
             self.active = false;
             self.text.clear();
             if !text.is_empty() {
-                let t0 = Instant::now();
-                if let Err(e) = self.model.embed(&text) {
-                    return Err(self.core.fail(e));
-                }
-                self.core
-                    .stats
-                    .record(t0.elapsed().as_nanos() as u64, self.core.period_ns);
+                self.core.timed(|| self.model.embed(&text).map(|_| ()))?;
                 self.text = text;
                 self.active = true;
             }
@@ -222,17 +196,6 @@ impl Region for LanguageRegion {
             self.core.stats.no_input += 1;
             return Ok(None);
         }
-        Ok(Some(self.core.embedding(
-            now_ns,
-            &self.model.embedding,
-            [0, 0, 0],
-            &[],
-        )))
-    }
-    fn stats(&self) -> &RegionStats {
-        &self.core.stats
-    }
-    fn health(&self) -> Health {
-        self.core.health.clone()
+        Ok(Some(self.core.vector(now_ns, &self.model.embedding)))
     }
 }

@@ -34,6 +34,7 @@ pub use sources::{AudioSource, BodyStateSource, Camera, Frame, FrameSource, Reco
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// Errors of the regions. Every message is one line that says what to do.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -124,21 +125,32 @@ impl ShedLevel {
     }
 }
 
-/// A sensory region: built once from config, then stepped at its rate.
+/// A sensory region: built once from config, then stepped at its rate. A region implements
+/// `core` and `step`; the accessors read its [`RegionCore`].
 pub trait Region: Send {
-    /// Which region this is.
-    fn id(&self) -> RegionId;
-    /// Configured rate, Hz.
-    fn rate_hz(&self) -> f64;
+    /// The region's shared bookkeeping (id, rate, statistics, health).
+    fn core(&self) -> &RegionCore;
     /// Pull the latest input, run the model, return the embedding (borrowed from the region's
     /// buffers), or `None` when there is nothing to publish (no new input, shed frame, empty
     /// instruction, failed region). The first inference error is returned and marks the region
     /// failed; later calls return `Ok(None)`.
     fn step(&mut self, now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError>;
+    /// Which region this is.
+    fn id(&self) -> RegionId {
+        self.core().id
+    }
+    /// Configured rate, Hz.
+    fn rate_hz(&self) -> f64 {
+        self.core().rate_hz
+    }
     /// Latency and deadline statistics.
-    fn stats(&self) -> &RegionStats;
+    fn stats(&self) -> &RegionStats {
+        &self.core().stats
+    }
     /// Health.
-    fn health(&self) -> Health;
+    fn health(&self) -> Health {
+        self.core().health.clone()
+    }
 }
 
 /// Bookkeeping every region shares: period, sequence numbers, shed counter, stats, health.
@@ -204,6 +216,37 @@ impl RegionCore {
         }
     }
 
+    /// This step's input, or `None` when there is nothing to do: the step is skipped (see
+    /// [`RegionCore::skip`]; `fetch` is then not called), or `fetch` has nothing new (counted as
+    /// no input).
+    pub fn input<T>(&mut self, fetch: impl FnOnce() -> Option<T>) -> Option<T> {
+        if self.skip() {
+            return None;
+        }
+        let input = fetch();
+        if input.is_none() {
+            self.stats.no_input += 1;
+        }
+        input
+    }
+
+    /// Run this step's inference (or feature computation), recording its latency against the
+    /// period; an error marks the region failed and is returned.
+    pub fn timed<T>(
+        &mut self,
+        run: impl FnOnce() -> Result<T, RegionError>,
+    ) -> Result<T, RegionError> {
+        let t0 = Instant::now();
+        match run() {
+            Ok(v) => {
+                self.stats
+                    .record(t0.elapsed().as_nanos() as u64, self.period_ns);
+                Ok(v)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     /// Mark the region failed with this error and return it.
     pub fn fail(&mut self, e: RegionError) -> RegionError {
         self.health = Health::Failed(e.to_string());
@@ -237,6 +280,12 @@ impl RegionCore {
             grid,
             spatial,
         }
+    }
+
+    /// Next published embedding header of a plain vector (no spatial map); see
+    /// [`RegionCore::embedding`].
+    pub fn vector<'a>(&mut self, stamp_ns: u64, vector: &'a [f32]) -> EmbeddingRef<'a> {
+        self.embedding(stamp_ns, vector, [0, 0, 0], &[])
     }
 }
 

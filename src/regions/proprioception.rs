@@ -7,13 +7,11 @@
 //! gyro z / 4 rad/s; accel x, y / 9.81; battery volts / 12; fault flag; e-stop flag; the valid
 //! range rays over the sensor's maximum range (missing rays read 1.0); the fraction of valid rays.
 
-use super::runtime::{Health, RegionStats};
 use super::sources::BodyStateSource;
 use super::{EmbeddingRef, Region, RegionCore, RegionError, ShedLevel};
 use crate::body::RobotParams;
 use crate::config::RegionConfig;
 use crate::msg::{BodyState, RegionId, RANGE_RAYS_MAX};
-use std::time::Instant;
 
 /// Embedding width.
 pub const PROPRIO_DIM: usize = 11 + RANGE_RAYS_MAX;
@@ -83,43 +81,22 @@ impl ProprioceptionRegion {
 }
 
 impl Region for ProprioceptionRegion {
-    fn id(&self) -> RegionId {
-        RegionId::Proprioception
-    }
-    fn rate_hz(&self) -> f64 {
-        self.core.rate_hz
+    fn core(&self) -> &RegionCore {
+        &self.core
     }
     fn step(&mut self, now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError> {
-        if self.core.skip() {
-            return Ok(None);
-        }
-        let Some(s) = self.source.latest(now_ns) else {
-            self.core.stats.no_input += 1;
+        // A state with the stamp of the previous one is nothing new from the body: publishing
+        // it again would hide its staleness.
+        let fresh = |s: &BodyState| self.prev.is_none_or(|p| p.stamp_ns != s.stamp_ns);
+        let Some(s) = self.core.input(|| self.source.latest(now_ns).filter(fresh)) else {
             return Ok(None);
         };
-        if self.prev.is_some_and(|p| p.stamp_ns == s.stamp_ns) {
-            // Nothing new from the body: publishing again would hide its staleness.
-            self.core.stats.no_input += 1;
-            return Ok(None);
-        }
-        let t0 = Instant::now();
-        features(&self.params, self.prev.as_ref(), &s, &mut self.vector);
+        self.core.timed(|| {
+            features(&self.params, self.prev.as_ref(), &s, &mut self.vector);
+            Ok(())
+        })?;
         self.prev = Some(s);
-        self.core
-            .stats
-            .record(t0.elapsed().as_nanos() as u64, self.core.period_ns);
-        Ok(Some(self.core.embedding(
-            s.stamp_ns,
-            &self.vector,
-            [0, 0, 0],
-            &[],
-        )))
-    }
-    fn stats(&self) -> &RegionStats {
-        &self.core.stats
-    }
-    fn health(&self) -> Health {
-        self.core.health.clone()
+        Ok(Some(self.core.vector(s.stamp_ns, &self.vector)))
     }
 }
 

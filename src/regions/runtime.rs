@@ -6,9 +6,10 @@
 //! time), then `.cache/lib` and `lib` relative to the executable.
 
 use super::RegionError;
+use crate::msg::RegionId;
 use hdrhistogram::Histogram;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
+use ort::session::{Session, SessionInputs, SessionOutputs};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -85,6 +86,50 @@ pub fn session(model: &Path, threads: usize) -> Result<Session, RegionError> {
         .inspect(|_| {
             advise_huge_pages();
         })
+}
+
+/// A model's inference session, with what every model-backed region does around it: its errors
+/// name the region, and after the first run (when the activation arenas exist) huge pages are
+/// advised once more.
+pub struct ModelSession {
+    session: Session,
+    region: RegionId,
+    runs: u64,
+}
+
+impl ModelSession {
+    /// Open the model at `path` for `region` (see [`session`]).
+    pub fn open(region: RegionId, path: &Path, threads: usize) -> Result<Self, RegionError> {
+        Ok(Self {
+            session: session(path, threads)?,
+            region,
+            runs: 0,
+        })
+    }
+
+    /// How this region's pre/post-processing or inference failures become errors.
+    pub fn errors(&self) -> impl Fn(&dyn std::fmt::Display) -> RegionError + Copy {
+        let region = self.region.name();
+        move |e| RegionError::Inference {
+            region,
+            message: e.to_string(),
+        }
+    }
+
+    /// Run the model on `inputs`.
+    pub fn run<'i, 'v: 'i, const N: usize>(
+        &mut self,
+        inputs: impl Into<SessionInputs<'i, 'v, N>>,
+    ) -> Result<SessionOutputs<'_>, RegionError> {
+        let err = self.errors();
+        let out = self.session.run(inputs).map_err(|e| err(&e))?;
+        self.runs += 1;
+        if self.runs == 1 {
+            // The arenas for activations exist now: back them with huge pages too.
+            advise_huge_pages();
+        }
+        Ok(out)
+    }
 }
 
 /// Ask the kernel to back the process's large anonymous mappings (where ONNX Runtime keeps the

@@ -6,14 +6,12 @@
 //! Preprocessing (in Rust, no allocation per frame): centre-crop to a square, bilinear resize to
 //! 224x224 with half-pixel centres; mean/std normalisation is inside the model.
 
-use super::runtime::{self, Health, RegionStats};
+use super::runtime::ModelSession;
 use super::sources::{Frame, FrameSource};
 use super::{models, EmbeddingRef, Region, RegionCore, RegionError, ShedLevel};
 use crate::config::RegionConfig;
 use crate::msg::RegionId;
-use ort::session::Session;
 use ort::value::TensorRef;
-use std::time::Instant;
 
 /// Input side of the model, px.
 pub const SIZE: usize = 224;
@@ -67,7 +65,7 @@ pub fn preprocess(frame: &Frame, out: &mut [f32]) -> Result<(), RegionError> {
 
 /// EfficientNet-Lite0 on ONNX Runtime with preallocated input and output buffers.
 pub struct VisionModel {
-    session: Session,
+    session: ModelSession,
     input: Vec<f32>,
     /// Pooled embedding of the last run.
     pub embedding: Vec<f32>,
@@ -77,7 +75,6 @@ pub struct VisionModel {
     pub logits: Vec<f32>,
     /// Model id (sha prefix).
     pub model_id: u32,
-    runs: u64,
 }
 
 impl VisionModel {
@@ -85,13 +82,12 @@ impl VisionModel {
     pub fn load(model: &str, threads: usize) -> Result<Self, RegionError> {
         let (entry, path) = models::resolve(model)?;
         Ok(Self {
-            session: runtime::session(&path, threads)?,
+            session: ModelSession::open(RegionId::Vision, &path, threads)?,
             input: vec![0.0; SIZE * SIZE * 3],
             embedding: vec![0.0; EMBED_DIM],
             spatial: vec![0.0; GRID * GRID * SPATIAL_DIM],
             logits: vec![0.0; CLASSES],
             model_id: entry.model_id(),
-            runs: 0,
         })
     }
 
@@ -108,16 +104,10 @@ impl VisionModel {
 
     /// Run the model on the current input buffer.
     pub fn run(&mut self) -> Result<(), RegionError> {
-        let err = |e: &dyn std::fmt::Display| RegionError::Inference {
-            region: "vision",
-            message: e.to_string(),
-        };
+        let err = self.session.errors();
         let t = TensorRef::from_array_view(([1usize, SIZE, SIZE, 3], &self.input[..]))
             .map_err(|e| err(&e))?;
-        let out = self
-            .session
-            .run(ort::inputs!["image" => t])
-            .map_err(|e| err(&e))?;
+        let out = self.session.run(ort::inputs!["image" => t])?;
         for (name, dst) in [
             ("embedding", &mut self.embedding),
             ("spatial", &mut self.spatial),
@@ -136,17 +126,7 @@ impl VisionModel {
             }
             dst.copy_from_slice(data);
         }
-        drop(out);
-        self.after_run();
         Ok(())
-    }
-
-    fn after_run(&mut self) {
-        self.runs += 1;
-        if self.runs == 1 {
-            // The arenas for activations exist now: back them with huge pages too.
-            runtime::advise_huge_pages();
-        }
     }
 
     /// The `k` most likely ImageNet class indices of the last run, best first.
@@ -189,27 +169,14 @@ impl VisionRegion {
 }
 
 impl Region for VisionRegion {
-    fn id(&self) -> RegionId {
-        RegionId::Vision
-    }
-    fn rate_hz(&self) -> f64 {
-        self.core.rate_hz
+    fn core(&self) -> &RegionCore {
+        &self.core
     }
     fn step(&mut self, now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError> {
-        if self.core.skip() {
-            return Ok(None);
-        }
-        let Some(frame) = self.source.latest(now_ns) else {
-            self.core.stats.no_input += 1;
+        let Some(frame) = self.core.input(|| self.source.latest(now_ns)) else {
             return Ok(None);
         };
-        let t0 = Instant::now();
-        if let Err(e) = self.model.run_frame(&frame) {
-            return Err(self.core.fail(e));
-        }
-        self.core
-            .stats
-            .record(t0.elapsed().as_nanos() as u64, self.core.period_ns);
+        self.core.timed(|| self.model.run_frame(&frame))?;
         let g = GRID as u32;
         Ok(Some(self.core.embedding(
             frame.stamp_ns,
@@ -217,11 +184,5 @@ impl Region for VisionRegion {
             [g, g, SPATIAL_DIM as u32],
             &self.model.spatial,
         )))
-    }
-    fn stats(&self) -> &RegionStats {
-        &self.core.stats
-    }
-    fn health(&self) -> Health {
-        self.core.health.clone()
     }
 }

@@ -9,14 +9,141 @@ use crate::link::codec::{
     self, fault, rad_s_to_wire, wire_to_rad_s, FrameDecoder, Message, Telemetry, MAX_FRAME,
 };
 use crate::msg::{BodyState, WheelSpeeds};
+use crate::sim::parts::{valid_step, Every};
 
 /// Telemetry period of the simulated board, s.
 pub const TELEMETRY_PERIOD: f64 = 0.02;
 
-/// A simulated body behind the in-process simulated board.
+/// A motor-controller board between the brain and a simulated body, with the host side of its
+/// link: the in-process model of the firmware ([`SimLink`]) or the real firmware on the
+/// emulated board ([`HilLink`](super::hil::HilLink)). [`Boarded`] turns one into a [`Body`].
+pub trait BoardLink: Send {
+    /// What the board adds to the body's name.
+    const NAME: &'static str;
+    /// Send `msg` host -> board; a board that acts on it at once drives `body`.
+    fn send<B: SimulatedBody>(&mut self, msg: Message, body: &mut B);
+    /// Why a wheel command cannot be sent now (link down, e-stop latched as the host last heard),
+    /// if it cannot.
+    fn refusal(&self) -> Option<BodyError>;
+    /// The body's state as the host knows it from the board, with the sensors that are not on the
+    /// board (IMU, range rays) from `body`.
+    fn state<B: SimulatedBody>(&self, body: &B) -> BodyState;
+    /// Advance the board and `body` by `dt` (finite and positive) seconds.
+    fn advance<B: SimulatedBody>(&mut self, dt: f64, body: &mut B);
+    /// Frames host -> board and telemetry frames board -> host so far.
+    fn frames(&self) -> (u64, u64);
+    /// Why the board cannot go on, if it cannot.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// `board`'s view of the body with the sensors that are not on the board (IMU, range rays)
+/// straight from the body's own state `body`.
+pub fn with_off_board_sensors(board: BodyState, body: &BodyState) -> BodyState {
+    BodyState {
+        gyro_z: body.gyro_z,
+        accel: body.accel,
+        range: body.range,
+        range_count: body.range_count,
+        ..board
+    }
+}
+
+/// A simulated body behind a board: every command, e-stop and telemetry frame crosses the
+/// board's link.
 #[derive(Debug)]
-pub struct SimBoard<B: SimulatedBody> {
+pub struct Boarded<L: BoardLink, B: SimulatedBody> {
     inner: B,
+    link: L,
+}
+
+/// A simulated body behind the in-process simulated board.
+pub type SimBoard<B> = Boarded<SimLink, B>;
+
+impl<L: BoardLink, B: SimulatedBody> Boarded<L, B> {
+    /// Put `inner` behind the board `link`.
+    pub fn behind(link: L, inner: B) -> Self {
+        Self { inner, link }
+    }
+
+    /// The body behind the board.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The body behind the board, mutably (rendering, scoring).
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// The board and the host side of its link.
+    pub fn link(&self) -> &L {
+        &self.link
+    }
+
+    /// Frames host -> board and telemetry frames board -> host so far.
+    pub fn frames(&self) -> (u64, u64) {
+        self.link.frames()
+    }
+}
+
+impl<B: SimulatedBody> SimBoard<B> {
+    /// Put `inner` behind a simulated board with the firmware's default 250 ms watchdog.
+    pub fn new(inner: B) -> Self {
+        Self::behind(SimLink::new(&inner), inner)
+    }
+}
+
+impl<L: BoardLink, B: SimulatedBody> Body for Boarded<L, B> {
+    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
+        if let Some(e) = self.link.refusal() {
+            return Err(e);
+        }
+        let msg = Message::SetWheels {
+            left: rad_s_to_wire(w.left),
+            right: rad_s_to_wire(w.right),
+        };
+        self.link.send(msg, &mut self.inner);
+        Ok(())
+    }
+
+    fn state(&self) -> BodyState {
+        self.link.state(&self.inner)
+    }
+
+    fn estop(&mut self) {
+        self.link.send(Message::Estop, &mut self.inner);
+    }
+
+    fn clear_estop(&mut self) {
+        self.link.send(Message::ClearEstop, &mut self.inner);
+    }
+
+    fn name(&self) -> String {
+        format!("{}+{}", self.inner.name(), L::NAME)
+    }
+}
+
+impl<L: BoardLink, B: SimulatedBody> SimulatedBody for Boarded<L, B> {
+    fn advance(&mut self, dt: f64) {
+        if valid_step(dt) {
+            self.link.advance(dt, &mut self.inner);
+        }
+    }
+
+    fn ground_truth_pose(&self) -> (f64, f64, f64) {
+        self.inner.ground_truth_pose()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.link.failure().or_else(|| self.inner.failure())
+    }
+}
+
+/// The in-process simulated board and the host side of its link.
+#[derive(Debug)]
+pub struct SimLink {
     // Host side.
     host_seq: u16,
     host_rx: FrameDecoder,
@@ -30,7 +157,7 @@ pub struct SimBoard<B: SimulatedBody> {
     rx_errors: u16,
     watchdog_s: f64,
     since_command: f64,
-    since_telemetry: f64,
+    telemetry: Every,
     estop: bool,
     setpoint: [f64; 2],
     frames_sent: u64,
@@ -38,11 +165,10 @@ pub struct SimBoard<B: SimulatedBody> {
     wire: Vec<u8>,
 }
 
-impl<B: SimulatedBody> SimBoard<B> {
-    /// Put `inner` behind a simulated board with the firmware's default 250 ms watchdog.
-    pub fn new(inner: B) -> Self {
+impl SimLink {
+    /// A board in front of `body` that has sent its first telemetry frame.
+    fn new<B: SimulatedBody>(body: &B) -> Self {
         let mut b = Self {
-            inner,
             host_seq: 0,
             host_rx: FrameDecoder::new(),
             state: BodyState::default(),
@@ -54,45 +180,22 @@ impl<B: SimulatedBody> SimBoard<B> {
             rx_errors: 0,
             watchdog_s: codec::Params::DEFAULT.watchdog_ms as f64 / 1000.0,
             since_command: f64::INFINITY,
-            since_telemetry: 0.0,
+            telemetry: Every::new(TELEMETRY_PERIOD),
             estop: false,
             setpoint: [0.0; 2],
             frames_sent: 0,
             frames_received: 0,
             wire: Vec::with_capacity(MAX_FRAME),
         };
-        b.send_telemetry();
+        b.send_telemetry(body);
         b
     }
 
-    /// The body behind the board.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    /// The body behind the board, mutably (rendering, scoring).
-    pub fn inner_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-
-    /// Frames host -> board and board -> host so far.
-    pub fn frames(&self) -> (u64, u64) {
-        (self.frames_sent, self.frames_received)
-    }
-
-    fn host_send(&mut self, msg: Message) {
-        let mut buf = [0u8; MAX_FRAME];
-        self.host_seq = self.host_seq.wrapping_add(1);
-        let n = codec::encode_frame(self.host_seq, &msg, &mut buf);
-        self.frames_sent += 1;
-        for &byte in &buf[..n] {
-            if let Some(r) = self.board_rx.push(byte) {
-                self.board_handle(r);
-            }
-        }
-    }
-
-    fn board_handle(&mut self, r: Result<codec::Frame, codec::CodecError>) {
+    fn board_handle<B: SimulatedBody>(
+        &mut self,
+        r: Result<codec::Frame, codec::CodecError>,
+        body: &mut B,
+    ) {
         let frame = match r {
             Ok(f) => f,
             Err(_) => {
@@ -110,20 +213,20 @@ impl<B: SimulatedBody> SimBoard<B> {
             Message::ClearEstop => self.estop = false,
             _ => {}
         }
-        self.apply();
+        self.apply(body);
     }
 
-    fn apply(&mut self) {
+    fn apply<B: SimulatedBody>(&mut self, body: &mut B) {
         let hold = self.estop || self.since_command > self.watchdog_s;
         let sp = if hold { [0.0; 2] } else { self.setpoint };
-        let _ = self.inner.command(WheelSpeeds {
+        let _ = body.command(WheelSpeeds {
             left: sp[0],
             right: sp[1],
         });
     }
 
-    fn send_telemetry(&mut self) {
-        let s = self.inner.state();
+    fn send_telemetry<B: SimulatedBody>(&mut self, body: &B) {
+        let s = body.state();
         let mut faults = 0;
         if self.estop {
             faults |= fault::ESTOP;
@@ -164,75 +267,58 @@ impl<B: SimulatedBody> SimBoard<B> {
             self.enc_unwrapped[i] += t.enc[i].wrapping_sub(self.last_enc[i]) as i64;
             self.last_enc[i] = t.enc[i];
         }
-        self.state = BodyState {
+        let board = BodyState {
             stamp_ns: sensors.stamp_ns,
             encoder_ticks: self.enc_unwrapped,
             wheel_speed: [wire_to_rad_s(t.speed[0]), wire_to_rad_s(t.speed[1])],
             battery_v: t.battery_mv as f64 / 1000.0,
             faults: t.faults,
             estop: t.faults & fault::ESTOP != 0,
-            // Off-board sensors, straight from the body.
-            gyro_z: sensors.gyro_z,
-            accel: sensors.accel,
-            range: sensors.range,
-            range_count: sensors.range_count,
+            ..Default::default()
         };
+        self.state = with_off_board_sensors(board, sensors);
     }
 }
 
-impl<B: SimulatedBody> Body for SimBoard<B> {
-    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
-        if self.state.estop {
-            return Err(BodyError::Refused("e-stop latched".into()));
+impl BoardLink for SimLink {
+    const NAME: &'static str = "board";
+
+    fn send<B: SimulatedBody>(&mut self, msg: Message, body: &mut B) {
+        let mut buf = [0u8; MAX_FRAME];
+        self.host_seq = self.host_seq.wrapping_add(1);
+        let n = codec::encode_frame(self.host_seq, &msg, &mut buf);
+        self.frames_sent += 1;
+        for &byte in &buf[..n] {
+            if let Some(r) = self.board_rx.push(byte) {
+                self.board_handle(r, body);
+            }
         }
-        self.host_send(Message::SetWheels {
-            left: rad_s_to_wire(w.left),
-            right: rad_s_to_wire(w.right),
-        });
-        Ok(())
     }
 
-    fn state(&self) -> BodyState {
+    fn refusal(&self) -> Option<BodyError> {
+        self.state
+            .estop
+            .then(|| BodyError::Refused("e-stop latched".into()))
+    }
+
+    fn state<B: SimulatedBody>(&self, _body: &B) -> BodyState {
         self.state
     }
 
-    fn estop(&mut self) {
-        self.host_send(Message::Estop);
-    }
-
-    fn clear_estop(&mut self) {
-        self.host_send(Message::ClearEstop);
-    }
-
-    fn name(&self) -> String {
-        format!("{}+board", self.inner.name())
-    }
-}
-
-impl<B: SimulatedBody> SimulatedBody for SimBoard<B> {
-    fn advance(&mut self, dt: f64) {
-        if !(dt.is_finite() && dt > 0.0) {
-            return;
-        }
-        self.inner.advance(dt);
+    fn advance<B: SimulatedBody>(&mut self, dt: f64, body: &mut B) {
+        body.advance(dt);
         let was_holding = self.since_command > self.watchdog_s;
         self.since_command += dt;
         if !was_holding && self.since_command > self.watchdog_s {
-            self.apply();
+            self.apply(body);
         }
-        self.since_telemetry += dt;
-        if self.since_telemetry >= TELEMETRY_PERIOD - 1e-9 {
-            self.since_telemetry = 0.0;
-            self.send_telemetry();
+        if self.telemetry.elapse(dt) {
+            self.send_telemetry(body);
         }
     }
 
-    fn ground_truth_pose(&self) -> (f64, f64, f64) {
-        self.inner.ground_truth_pose()
-    }
-
-    fn failure(&self) -> Option<String> {
-        self.inner.failure()
+    fn frames(&self) -> (u64, u64) {
+        (self.frames_sent, self.frames_received)
     }
 }
 
@@ -240,21 +326,14 @@ impl<B: SimulatedBody> SimulatedBody for SimBoard<B> {
 mod tests {
     use super::*;
     use crate::body::RobotParams;
-    use crate::msg::Twist;
     use crate::sim::kinematic::KinematicBody;
+    use crate::sim::testing::drive;
 
     #[test]
     fn commands_cross_the_wire_and_the_watchdog_stops_the_wheels() {
         let p = RobotParams::load_default();
         let mut b = SimBoard::new(KinematicBody::new(p.clone()));
-        b.command(p.twist_to_wheels(Twist {
-            linear: 0.2,
-            angular: 0.0,
-        }))
-        .unwrap();
-        for _ in 0..50 {
-            b.advance(0.002);
-        }
+        drive(&mut b, &p, (0.2, 0.0), 50, 0.002);
         let s = b.state();
         assert!(s.wheel_speed[0] > 5.0, "{s:?}");
         assert!(s.encoder_ticks[0] > 0);

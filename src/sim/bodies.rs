@@ -3,7 +3,7 @@
 //! emulated board (`--hil`). The episode loop sees one [`EpisodeBody`] whatever the choice.
 
 use crate::body::{Body, RobotParams, SimulatedBody};
-use crate::sim::board::SimBoard;
+use crate::sim::board::{BoardLink, Boarded, SimBoard};
 use crate::sim::hil::{default_firmware_dir, HilBoard, HilError};
 use crate::sim::kinematic::KinematicWorld;
 use crate::sim::mujoco::{MujocoBody, MujocoError};
@@ -94,7 +94,7 @@ pub trait EpisodeBody: SimulatedBody {
     fn as_body_mut(&mut self) -> &mut dyn Body;
 }
 
-impl<B: ArenaBody> EpisodeBody for SimBoard<B> {
+impl<L: BoardLink, B: ArenaBody> EpisodeBody for Boarded<L, B> {
     fn mujoco_mut(&mut self) -> Option<&mut MujocoBody> {
         self.inner_mut().mujoco_mut()
     }
@@ -102,25 +102,7 @@ impl<B: ArenaBody> EpisodeBody for SimBoard<B> {
         self.inner().collisions()
     }
     fn frames(&self) -> (u64, u64) {
-        SimBoard::frames(self)
-    }
-    fn as_body(&self) -> &dyn Body {
-        self
-    }
-    fn as_body_mut(&mut self) -> &mut dyn Body {
-        self
-    }
-}
-
-impl<B: ArenaBody> EpisodeBody for HilBoard<B> {
-    fn mujoco_mut(&mut self) -> Option<&mut MujocoBody> {
-        self.inner_mut().mujoco_mut()
-    }
-    fn collisions(&self) -> u32 {
-        self.inner().collisions()
-    }
-    fn frames(&self) -> (u64, u64) {
-        HilBoard::frames(self)
+        Boarded::frames(self)
     }
     fn as_body(&self) -> &dyn Body {
         self

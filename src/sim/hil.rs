@@ -11,10 +11,11 @@
 //! targets of the simulated wheels. The command watchdog and the e-stop latch are therefore the
 //! firmware's own. Sensors that are not on the board (IMU, range rays) come from the body.
 
-use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
-use crate::link::codec::{rad_s_to_wire, Message, MAX_FRAME};
+use crate::body::{BodyError, RobotParams, SimulatedBody};
+use crate::link::codec::{Message, MAX_FRAME};
 use crate::link::{LinkStats, Session};
 use crate::msg::{BodyState, WheelSpeeds};
+use crate::sim::board::{with_off_board_sensors, BoardLink, Boarded};
 use libloading::Library;
 use std::ffi::{c_char, c_double, c_int, c_void, CString};
 use std::path::{Path, PathBuf};
@@ -194,8 +195,10 @@ impl Drop for EmulatedBoard {
 }
 
 /// A simulated body driven through the real firmware on the emulated board.
-pub struct HilBoard<B: SimulatedBody> {
-    inner: B,
+pub type HilBoard<B> = Boarded<HilLink, B>;
+
+/// The real firmware on the emulated board and the host side of its link ([`Session`]).
+pub struct HilLink {
     board: EmulatedBoard,
     session: Session,
     robot: RobotParams,
@@ -204,10 +207,10 @@ pub struct HilBoard<B: SimulatedBody> {
     crash_reported: bool,
 }
 
-impl<B: SimulatedBody + std::fmt::Debug> std::fmt::Debug for HilBoard<B> {
+impl std::fmt::Debug for HilLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HilBoard")
-            .field("inner", &self.inner)
+        f.debug_struct("HilLink")
+            .field("board", &self.board)
             .field("now_ns", &self.now_ns)
             .field("link", &self.session.stats())
             .finish_non_exhaustive()
@@ -218,10 +221,30 @@ impl<B: SimulatedBody> HilBoard<B> {
     /// Put `inner` behind the real firmware on the emulated board from `firmware_dir` (see
     /// [`default_firmware_dir`]); the board boots for [`BOOT_NS`] of emulated time first.
     pub fn new(inner: B, robot: RobotParams, firmware_dir: &Path) -> Result<Self, HilError> {
+        Ok(Self::behind(HilLink::new(robot, firmware_dir)?, inner))
+    }
+
+    /// The emulated board.
+    pub fn board(&self) -> &EmulatedBoard {
+        &self.link().board
+    }
+
+    /// Link statistics of the host side (frames, errors, round trips).
+    pub fn link_stats(&self) -> LinkStats {
+        self.link().session.stats()
+    }
+
+    /// Whether the emulated CPU crashed or stopped.
+    pub fn crashed(&self) -> bool {
+        self.link().board.crashed()
+    }
+}
+
+impl HilLink {
+    fn new(robot: RobotParams, firmware_dir: &Path) -> Result<Self, HilError> {
         let mut board = EmulatedBoard::load(firmware_dir)?;
         board.run_ns(BOOT_NS);
         let mut b = Self {
-            inner,
             board,
             session: Session::new(),
             robot,
@@ -238,43 +261,6 @@ impl<B: SimulatedBody> HilBoard<B> {
         Ok(b)
     }
 
-    /// The body behind the board.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    /// The body behind the board, mutably (rendering, scoring).
-    pub fn inner_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-
-    /// The emulated board.
-    pub fn board(&self) -> &EmulatedBoard {
-        &self.board
-    }
-
-    /// Link statistics of the host side (frames, errors, round trips).
-    pub fn link_stats(&self) -> LinkStats {
-        self.session.stats()
-    }
-
-    /// Frames host -> board and telemetry frames board -> host so far.
-    pub fn frames(&self) -> (u64, u64) {
-        let s = self.session.stats();
-        (s.frames_tx, s.telemetry_rx)
-    }
-
-    /// Whether the emulated CPU crashed or stopped.
-    pub fn crashed(&self) -> bool {
-        self.board.crashed()
-    }
-
-    fn host_send(&mut self, msg: Message) {
-        let mut buf = [0u8; MAX_FRAME];
-        let n = self.session.encode(self.now_ns, &msg, &mut buf);
-        self.board.send(&buf[..n]);
-    }
-
     /// Deliver everything the board transmitted to the host session.
     fn pump(&mut self) {
         loop {
@@ -287,50 +273,30 @@ impl<B: SimulatedBody> HilBoard<B> {
     }
 }
 
-impl<B: SimulatedBody> Body for HilBoard<B> {
-    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
+impl BoardLink for HilLink {
+    const NAME: &'static str = "firmware(emulated ATmega328P)";
+
+    fn send<B: SimulatedBody>(&mut self, msg: Message, _body: &mut B) {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = self.session.encode(self.now_ns, &msg, &mut buf);
+        self.board.send(&buf[..n]);
+    }
+
+    fn refusal(&self) -> Option<BodyError> {
         if self.board.crashed() {
-            return Err(BodyError::Disconnected("emulated board stopped".into()));
+            return Some(BodyError::Disconnected("emulated board stopped".into()));
         }
-        if self.session.body_state(&self.robot).estop {
-            return Err(BodyError::Refused("e-stop latched".into()));
-        }
-        self.host_send(Message::SetWheels {
-            left: rad_s_to_wire(w.left),
-            right: rad_s_to_wire(w.right),
-        });
-        Ok(())
+        self.session
+            .body_state(&self.robot)
+            .estop
+            .then(|| BodyError::Refused("e-stop latched".into()))
     }
 
-    fn state(&self) -> BodyState {
-        let sensors = self.inner.state();
-        let mut s = self.session.body_state(&self.robot);
-        // Off-board sensors, straight from the body.
-        s.gyro_z = sensors.gyro_z;
-        s.accel = sensors.accel;
-        s.range = sensors.range;
-        s.range_count = sensors.range_count;
-        s
+    fn state<B: SimulatedBody>(&self, body: &B) -> BodyState {
+        with_off_board_sensors(self.session.body_state(&self.robot), &body.state())
     }
 
-    fn estop(&mut self) {
-        self.host_send(Message::Estop);
-    }
-
-    fn clear_estop(&mut self) {
-        self.host_send(Message::ClearEstop);
-    }
-
-    fn name(&self) -> String {
-        format!("{}+firmware(emulated ATmega328P)", self.inner.name())
-    }
-}
-
-impl<B: SimulatedBody> SimulatedBody for HilBoard<B> {
-    fn advance(&mut self, dt: f64) {
-        if !(dt.is_finite() && dt > 0.0) {
-            return;
-        }
+    fn advance<B: SimulatedBody>(&mut self, dt: f64, body: &mut B) {
         let ns = (dt * 1e9).round() as u64;
         self.board.run_ns(ns);
         self.now_ns += ns;
@@ -350,19 +316,19 @@ impl<B: SimulatedBody> SimulatedBody for HilBoard<B> {
                 right: self.board.wheel_speed(1),
             }
         };
-        let _ = self.inner.command(w);
-        self.inner.advance(dt);
+        let _ = body.command(w);
+        body.advance(dt);
     }
 
-    fn ground_truth_pose(&self) -> (f64, f64, f64) {
-        self.inner.ground_truth_pose()
+    fn frames(&self) -> (u64, u64) {
+        let s = self.session.stats();
+        (s.frames_tx, s.telemetry_rx)
     }
 
     fn failure(&self) -> Option<String> {
-        if self.board.crashed() {
-            return Some("the emulated board's CPU stopped (firmware crash)".into());
-        }
-        self.inner.failure()
+        self.board
+            .crashed()
+            .then(|| "the emulated board's CPU stopped (firmware crash)".into())
     }
 }
 

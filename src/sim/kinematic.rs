@@ -2,9 +2,11 @@
 //! motor lag and quantised encoders. Deterministic, allocation-free, fast: the body for unit
 //! tests and the fallback when MuJoCo is not available.
 
-use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
+use crate::body::{RobotParams, SimulatedBody};
 use crate::msg::{BodyState, WheelSpeeds, RANGE_RAYS_MAX};
-use crate::sim::mujoco::COLLISION_GAP_S;
+use crate::sim::parts::{
+    ray_angles, valid_step, Contacts, Every, MotorDriven, WheelMotors, RANGE_PERIOD,
+};
 use crate::sim::raycast;
 use crate::world::{Layout, ROBOT_RADIUS};
 
@@ -14,12 +16,11 @@ pub struct KinematicBody {
     params: RobotParams,
     /// Motor time constant, s (first-order lag from setpoint to wheel speed).
     pub motor_tau: f64,
-    setpoint: [f64; 2],
+    motors: WheelMotors,
     speed: [f64; 2],
     angle: [f64; 2],
     pose: (f64, f64, f64),
     time: f64,
-    estop: bool,
     last_accel: [f64; 2],
 }
 
@@ -27,14 +28,13 @@ impl KinematicBody {
     /// A robot at the origin facing +x.
     pub fn new(params: RobotParams) -> Self {
         Self {
+            motors: WheelMotors::new(&params),
             params,
             motor_tau: 0.05,
-            setpoint: [0.0; 2],
             speed: [0.0; 2],
             angle: [0.0; 2],
             pose: (0.0, 0.0, 0.0),
             time: 0.0,
-            estop: false,
             last_accel: [0.0; 2],
         }
     }
@@ -50,55 +50,31 @@ impl KinematicBody {
     }
 }
 
-impl Body for KinematicBody {
-    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
-        if self.estop {
-            self.setpoint = [0.0; 2];
-            return Err(BodyError::Refused("e-stop latched".into()));
-        }
-        let m = self.params.max_wheel_speed;
-        let clamp = |v: f64| if v.is_finite() { v.clamp(-m, m) } else { 0.0 };
-        self.setpoint = [clamp(w.left), clamp(w.right)];
-        Ok(())
+impl MotorDriven for KinematicBody {
+    const NAME: &'static str = "kinematic";
+
+    fn motors_mut(&mut self) -> &mut WheelMotors {
+        &mut self.motors
     }
 
-    fn state(&self) -> BodyState {
-        let p = &self.params;
-        let ticks = |a: f64| (a / std::f64::consts::TAU * p.ticks_per_rev as f64).floor() as i64;
-        let twist = p.wheels_to_twist(WheelSpeeds {
+    fn read_state(&self) -> BodyState {
+        let twist = self.params.wheels_to_twist(WheelSpeeds {
             left: self.speed[0],
             right: self.speed[1],
         });
         BodyState {
-            stamp_ns: (self.time * 1e9) as u64,
-            encoder_ticks: [ticks(self.angle[0]), ticks(self.angle[1])],
-            wheel_speed: self.speed,
             gyro_z: twist.angular,
             accel: self.last_accel,
-            battery_v: 7.4,
-            faults: 0,
-            estop: self.estop,
-            ..Default::default()
+            ..self
+                .motors
+                .state((self.time * 1e9) as u64, self.angle, self.speed)
         }
-    }
-
-    fn estop(&mut self) {
-        self.estop = true;
-        self.setpoint = [0.0; 2];
-    }
-
-    fn clear_estop(&mut self) {
-        self.estop = false;
-    }
-
-    fn name(&self) -> String {
-        "kinematic".into()
     }
 }
 
 impl SimulatedBody for KinematicBody {
     fn advance(&mut self, dt: f64) {
-        if !(dt.is_finite() && dt > 0.0) {
+        if !valid_step(dt) {
             return;
         }
         let before = self.params.wheels_to_twist(WheelSpeeds {
@@ -106,10 +82,10 @@ impl SimulatedBody for KinematicBody {
             right: self.speed[1],
         });
         let a = 1.0 - (-dt / self.motor_tau).exp();
-        for i in 0..2 {
-            let target = if self.estop { 0.0 } else { self.setpoint[i] };
-            self.speed[i] += (target - self.speed[i]) * a;
-            self.angle[i] += self.speed[i] * dt;
+        let wheels = self.speed.iter_mut().zip(&mut self.angle);
+        for ((speed, angle), target) in wheels.zip(self.motors.target()) {
+            *speed += (target - *speed) * a;
+            *angle += *speed * dt;
         }
         let t = self.params.wheels_to_twist(WheelSpeeds {
             left: self.speed[0],
@@ -144,26 +120,14 @@ pub struct KinematicWorld {
     sensor_x: f64,
     range_dirs: Vec<f64>,
     range: [f32; RANGE_RAYS_MAX],
-    since_range: f64,
-    in_contact: bool,
-    last_touch: f64,
-    collisions: u32,
+    range_update: Every,
+    contacts: Contacts,
 }
 
 impl KinematicWorld {
     /// The robot at `layout.start`.
     pub fn new(params: RobotParams, layout: &Layout) -> Self {
-        let n = (params.range_rays as usize).min(RANGE_RAYS_MAX);
-        let fov = params.range_fov_deg.to_radians();
-        let range_dirs = (0..n)
-            .map(|i| {
-                if n > 1 {
-                    -fov / 2.0 + fov * i as f64 / (n - 1) as f64
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let range_dirs = ray_angles(&params).collect();
         let sensor_x = params.chassis_length / 2.0 + 0.005;
         let mut body = KinematicBody::new(params);
         body.set_pose(layout.start.0, layout.start.1, layout.start.2);
@@ -173,18 +137,17 @@ impl KinematicWorld {
             sensor_x,
             range_dirs,
             range: [0.0; RANGE_RAYS_MAX],
-            since_range: 0.0,
-            in_contact: false,
-            last_touch: f64::NEG_INFINITY,
-            collisions: 0,
+            range_update: Every::new(RANGE_PERIOD),
+            contacts: Contacts::default(),
         };
         w.update_range();
         w
     }
 
-    /// Contact onsets with anything so far (touches closer than [`COLLISION_GAP_S`] are one).
+    /// Contact onsets with anything so far (touches closer than
+    /// [`COLLISION_GAP_S`](crate::sim::parts::COLLISION_GAP_S) are one).
     pub fn collisions(&self) -> u32 {
-        self.collisions
+        self.contacts.collisions()
     }
 
     /// The kinematic body.
@@ -199,35 +162,28 @@ impl KinematicWorld {
         for (i, a) in self.range_dirs.iter().enumerate() {
             self.range[i] = raycast::cast(&self.layout, ox, oy, yaw + a, max) as f32;
         }
-        self.since_range = 0.0;
     }
 }
 
-impl Body for KinematicWorld {
-    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
-        self.body.command(w)
+impl MotorDriven for KinematicWorld {
+    const NAME: &'static str = KinematicBody::NAME;
+
+    fn motors_mut(&mut self) -> &mut WheelMotors {
+        self.body.motors_mut()
     }
-    fn state(&self) -> BodyState {
+
+    fn read_state(&self) -> BodyState {
         BodyState {
             range: self.range,
             range_count: self.range_dirs.len() as u8,
-            ..self.body.state()
+            ..self.body.read_state()
         }
-    }
-    fn estop(&mut self) {
-        self.body.estop()
-    }
-    fn clear_estop(&mut self) {
-        self.body.clear_estop()
-    }
-    fn name(&self) -> String {
-        "kinematic".into()
     }
 }
 
 impl SimulatedBody for KinematicWorld {
     fn advance(&mut self, dt: f64) {
-        if !(dt.is_finite() && dt > 0.0) {
+        if !valid_step(dt) {
             return;
         }
         let (x0, y0, _) = self.body.ground_truth_pose();
@@ -240,15 +196,9 @@ impl SimulatedBody for KinematicWorld {
             if raycast::clearance_all(&self.layout, x, y) < before {
                 self.body.set_pose(x0, y0, yaw);
             }
-            let t = self.body.time();
-            if !self.in_contact && t - self.last_touch > COLLISION_GAP_S {
-                self.collisions += 1;
-            }
-            self.last_touch = t;
         }
-        self.in_contact = touching;
-        self.since_range += dt;
-        if self.since_range >= 0.02 - 1e-9 {
+        self.contacts.update(touching, self.body.time());
+        if self.range_update.elapse(dt) {
             self.update_range();
         }
     }
@@ -261,20 +211,14 @@ impl SimulatedBody for KinematicWorld {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::Twist;
+    use crate::body::Body;
+    use crate::sim::testing::drive;
 
     #[test]
     fn drives_straight_and_counts_ticks() {
         let p = RobotParams::load_default();
         let mut b = KinematicBody::new(p.clone());
-        let w = p.twist_to_wheels(Twist {
-            linear: 0.2,
-            angular: 0.0,
-        });
-        b.command(w).unwrap();
-        for _ in 0..1000 {
-            b.advance(0.002);
-        }
+        drive(&mut b, &p, (0.2, 0.0), 1000, 0.002);
         let (x, y, _) = b.ground_truth_pose();
         assert!((x - 0.2 * 2.0).abs() < 0.02, "x={x}");
         assert!(y.abs() < 1e-9);

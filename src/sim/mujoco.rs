@@ -4,12 +4,17 @@
 //! the serial link to the real board; the ground truth it keeps (pose, contacts) is for scoring
 //! only and never reaches the brain.
 
-use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
-use crate::msg::{BodyState, WheelSpeeds, RANGE_RAYS_MAX};
+use crate::body::{RobotParams, SimulatedBody};
+use crate::msg::{BodyState, RANGE_RAYS_MAX};
 use crate::sim::mjcf::{self, CHASSIS, OBJECT_PREFIX, RANGE_SITE, TIMESTEP};
+use crate::sim::parts::{
+    ray_angles, valid_step, Contacts, Every, MotorDriven, WheelMotors, RANGE_PERIOD,
+};
 use crate::world::Layout;
 use mujoco_rs::prelude::*;
 use std::sync::Arc;
+
+pub use crate::sim::parts::COLLISION_GAP_S;
 
 /// Errors building the MuJoCo body.
 #[derive(Debug, thiserror::Error)]
@@ -45,19 +50,13 @@ pub struct MujocoBody {
     model: Arc<MjModel>,
     data: MjData<Arc<MjModel>>,
     ids: Ids,
-    estop: bool,
-    setpoint: [f64; 2],
+    motors: WheelMotors,
     range: [f32; RANGE_RAYS_MAX],
     range_count: u8,
     range_dirs: Vec<(f64, f64)>,
-    since_range: f64,
-    in_contact: bool,
-    last_touch: f64,
-    collisions: u32,
+    range_update: Every,
+    contacts: Contacts,
 }
-
-/// Contacts separated by less than this are one collision, s.
-pub const COLLISION_GAP_S: f64 = 0.5;
 
 impl std::fmt::Debug for MujocoBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,34 +113,20 @@ impl MujocoBody {
             robot_geom,
             object_of_geom,
         };
-        let n = (params.range_rays as usize).min(RANGE_RAYS_MAX);
-        let fov = params.range_fov_deg.to_radians();
-        let range_dirs = (0..n)
-            .map(|i| {
-                let a = if n > 1 {
-                    -fov / 2.0 + fov * i as f64 / (n - 1) as f64
-                } else {
-                    0.0
-                };
-                a.sin_cos()
-            })
-            .collect();
+        let range_dirs: Vec<(f64, f64)> = ray_angles(&params).map(f64::sin_cos).collect();
         let mut data = MjData::new(model.clone());
         data.forward();
         let mut body = Self {
+            motors: WheelMotors::new(&params),
             params,
             model,
             data,
             ids,
-            estop: false,
-            setpoint: [0.0; 2],
             range: [0.0; RANGE_RAYS_MAX],
-            range_count: n as u8,
+            range_count: range_dirs.len() as u8,
             range_dirs,
-            since_range: 0.0,
-            in_contact: false,
-            last_touch: f64::NEG_INFINITY,
-            collisions: 0,
+            range_update: Every::new(RANGE_PERIOD),
+            contacts: Contacts::default(),
         };
         body.update_range();
         Ok(body)
@@ -164,12 +149,12 @@ impl MujocoBody {
 
     /// Number of contact onsets between the robot and anything but the floor so far.
     pub fn collisions(&self) -> u32 {
-        self.collisions
+        self.contacts.collisions()
     }
 
     /// Whether the robot touches anything but the floor now.
     pub fn in_contact(&self) -> bool {
-        self.in_contact
+        self.contacts.in_contact()
     }
 
     /// Layout object index of a model geom, if that geom is one of the coloured objects.
@@ -191,7 +176,6 @@ impl MujocoBody {
                 .ray(&origin, &dir, None, true, Some(self.ids.chassis), None);
             self.range[i] = if d < 0.0 || d > max { max } else { d } as f32;
         }
-        self.since_range = 0.0;
     }
 
     fn update_contacts(&mut self) {
@@ -206,81 +190,51 @@ impl MujocoBody {
                 break;
             }
         }
-        // One collision per contact episode: touching again within COLLISION_GAP_S of the last
-        // touch (pushing along a wall, bouncing) is the same collision.
-        let t = self.data.time();
-        if touching {
-            if !self.in_contact && t - self.last_touch > COLLISION_GAP_S {
-                self.collisions += 1;
-            }
-            self.last_touch = t;
-        }
-        self.in_contact = touching;
+        self.contacts.update(touching, self.data.time());
     }
 }
 
-impl Body for MujocoBody {
-    fn command(&mut self, w: WheelSpeeds) -> Result<(), BodyError> {
-        if self.estop {
-            self.setpoint = [0.0; 2];
-            return Err(BodyError::Refused("e-stop latched".into()));
-        }
-        let m = self.params.max_wheel_speed;
-        let clamp = |v: f64| if v.is_finite() { v.clamp(-m, m) } else { 0.0 };
-        self.setpoint = [clamp(w.left), clamp(w.right)];
-        Ok(())
+impl MotorDriven for MujocoBody {
+    const NAME: &'static str = "mujoco";
+
+    fn motors_mut(&mut self) -> &mut WheelMotors {
+        &mut self.motors
     }
 
-    fn state(&self) -> BodyState {
-        let p = &self.params;
+    fn read_state(&self) -> BodyState {
         let qpos = self.data.qpos();
         let sd = self.data.sensordata();
-        let ticks = |a: f64| (a / std::f64::consts::TAU * p.ticks_per_rev as f64).floor() as i64;
-        let a = self.ids.sensor_accel;
+        let (wheel, speed, a) = (
+            self.ids.qpos_wheel,
+            self.ids.sensor_speed,
+            self.ids.sensor_accel,
+        );
+        let stamp_ns = (self.data.time() * 1e9).round() as u64;
         BodyState {
-            stamp_ns: (self.data.time() * 1e9).round() as u64,
-            encoder_ticks: [
-                ticks(qpos[self.ids.qpos_wheel[0]]),
-                ticks(qpos[self.ids.qpos_wheel[1]]),
-            ],
-            wheel_speed: [sd[self.ids.sensor_speed[0]], sd[self.ids.sensor_speed[1]]],
             gyro_z: sd[self.ids.sensor_gyro + 2],
             accel: [sd[a], sd[a + 1]],
-            battery_v: 7.4,
-            faults: 0,
-            estop: self.estop,
             range: self.range,
             range_count: self.range_count,
+            ..self.motors.state(
+                stamp_ns,
+                [qpos[wheel[0]], qpos[wheel[1]]],
+                [sd[speed[0]], sd[speed[1]]],
+            )
         }
-    }
-
-    fn estop(&mut self) {
-        self.estop = true;
-        self.setpoint = [0.0; 2];
-    }
-
-    fn clear_estop(&mut self) {
-        self.estop = false;
-    }
-
-    fn name(&self) -> String {
-        "mujoco".into()
     }
 }
 
 impl SimulatedBody for MujocoBody {
     fn advance(&mut self, dt: f64) {
-        if !(dt.is_finite() && dt > 0.0) {
+        if !valid_step(dt) {
             return;
         }
         let steps = ((dt / TIMESTEP).round() as usize).max(1);
         for _ in 0..steps {
-            let sp = if self.estop { [0.0; 2] } else { self.setpoint };
-            self.data.ctrl_mut()[..2].copy_from_slice(&sp);
+            self.data.ctrl_mut()[..2].copy_from_slice(&self.motors.target());
             self.data.step();
             self.update_contacts();
-            self.since_range += TIMESTEP;
-            if self.since_range >= 0.02 - 1e-9 {
+            if self.range_update.elapse(TIMESTEP) {
                 self.update_range();
             }
         }
@@ -298,30 +252,14 @@ impl SimulatedBody for MujocoBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::Twist;
-    use crate::sim::scenario::Scenario;
-
-    fn open_arena() -> Layout {
-        Scenario::parse(
-            "instruction = \"go\"\ntime_limit_s = 10\n[goal]\nobject = \"red ball\"\n[arena]\nstart = [-1.0, 0.0, 0.0]\ngoal_at = [1.5, 1.5]\n",
-            "t",
-            "t",
-        )
-        .unwrap()
-        .layout(1)
-        .unwrap()
-    }
+    use crate::body::Body;
+    use crate::sim::testing::{drive, open_arena};
 
     #[test]
     fn drives_like_the_kinematics_say() {
         let p = RobotParams::load_default();
-        let mut b = MujocoBody::new(p.clone(), &open_arena()).unwrap();
-        b.command(p.twist_to_wheels(Twist {
-            linear: 0.2,
-            angular: 0.0,
-        }))
-        .unwrap();
-        b.advance(2.0);
+        let mut b = MujocoBody::new(p.clone(), &open_arena([-1.0, 0.0, 0.0], [1.5, 1.5])).unwrap();
+        drive(&mut b, &p, (0.2, 0.0), 1, 2.0);
         let (x, y, yaw) = b.ground_truth_pose();
         assert!((x - (-1.0 + 0.4)).abs() < 0.05, "x={x}");
         assert!(y.abs() < 0.02 && yaw.abs() < 0.05, "y={y} yaw={yaw}");
@@ -338,12 +276,7 @@ mod tests {
             .take(s.range_count as usize)
             .all(|r| *r > 0.0));
         // Turning in place: gyro reports the yaw rate.
-        b.command(p.twist_to_wheels(Twist {
-            linear: 0.0,
-            angular: 1.0,
-        }))
-        .unwrap();
-        b.advance(1.0);
+        drive(&mut b, &p, (0.0, 1.0), 1, 1.0);
         assert!(
             (b.state().gyro_z - 1.0).abs() < 0.15,
             "{}",
@@ -354,22 +287,12 @@ mod tests {
     #[test]
     fn wall_ahead_is_ranged_and_bumping_counts_a_collision() {
         let p = RobotParams::load_default();
-        let mut b = MujocoBody::new(p.clone(), &open_arena()).unwrap();
-        b.command(p.twist_to_wheels(Twist {
-            linear: 0.0,
-            angular: 0.0,
-        }))
-        .unwrap();
-        b.advance(0.1);
+        let mut b = MujocoBody::new(p.clone(), &open_arena([-1.0, 0.0, 0.0], [1.5, 1.5])).unwrap();
+        drive(&mut b, &p, (0.0, 0.0), 1, 0.1);
         // Facing +x from x=-1: the wall face is at x=2, sensor at x=-1+0.105.
         let mid = b.state().range[(p.range_rays / 2) as usize];
         assert!((mid as f64 - p.range_max.min(2.895)).abs() < 0.05, "{mid}");
-        b.command(p.twist_to_wheels(Twist {
-            linear: 0.5,
-            angular: 0.0,
-        }))
-        .unwrap();
-        b.advance(8.0);
+        drive(&mut b, &p, (0.5, 0.0), 1, 8.0);
         assert!(b.collisions() >= 1);
         assert!(b.ground_truth_pose().0 < 2.0);
     }
