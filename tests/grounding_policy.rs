@@ -431,11 +431,18 @@ fn a_connector_fitted_on_other_vision_features_is_refused_at_load() {
 
 #[test]
 fn one_drowsy_moment_keeps_the_robot_cautious_for_a_while() {
-    // A 0.1 s spike of drowsiness (one stall) at t = 2 s while driving to a far target: the
-    // policy stays slower for seconds after it, not only during the spike, and still arrives.
+    // A 0.1 s spike of drowsiness (one stall) at t = 2 s while driving to a far target, as the
+    // integrator's feedback hands it to the policy (the peak held and released over
+    // HOLD_RELEASE_S, `integrator::Feedback::held`): the policy stays slower for seconds after
+    // it, not only during the spike, and still arrives.
     let world = || World::new((-2.5, 0.0, 0.0), vec![obj(2.5, 0.0, 1)]);
     let alert = run(&mut world(), Some(instruction_for(1)), 1, 30.0);
-    let spike = |t: f32| if (2.0..2.1).contains(&t) { 1.0 } else { 0.0 };
+    let release = brainloop::integrator::drowsiness::HOLD_RELEASE_S as f32;
+    let spike = |t: f32| match t {
+        t if t < 2.0 => 0.0,
+        t if t < 2.1 => 1.0,
+        t => (1.0 - (t - 2.1) / release).max(0.0),
+    };
     let drowsy = run_drowsy(&mut world(), Some(instruction_for(1)), 1, 30.0, &spike);
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     // 1.5 to 2.5 s after the spike (ticks of 20 ms).

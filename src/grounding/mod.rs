@@ -1,4 +1,6 @@
 //! Language grounding: how the brain ties what it is told to what it sees and does.
+//! May depend on regions, integrator (the `Policy` seam), navigation, body, msg, world and util;
+//! never on the simulator (training lives in `crate::training`).
 //!
 //! * [`connector`]: the vision-language alignment connector, a linear map from the vision
 //!   region's spatial features into the language region's embedding space, fitted here in closed

@@ -1,5 +1,6 @@
 //! The brain's senses: sensory regions that turn camera frames, instructions, sound and the
-//! body's own state into embeddings for the integrator.
+//! body's own state into embeddings for the integrator. May depend on config, bus (the slots
+//! they publish into), body and msg; a region's math never knows what transport carries it.
 //!
 //! Each region is one struct built from its `[regions.<name>]` config section and implements the
 //! small [`Region`] trait: `step(now_ns)` pulls the region's own input from a source, runs its

@@ -1,4 +1,7 @@
-//! Run reports: what a simulated run leaves behind for a person to look at and for tools to
+//! Run reports: summaries, plots, the MCAP recording and its replay. May depend on msg and
+//! world only.
+//!
+//! What a simulated run leaves behind for a person to look at and for tools to
 //! compare. `summary.json` (outcome and loop health; identical for the same seed in lockstep
 //! apart from wall-clock keys), `trajectory.png` (top-down map), `loop.png` (tick timing against
 //! the deadline, drowsiness, speed scale, sleeps and region freshness over time; see [`plot`]),
