@@ -514,9 +514,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         #[cfg(feature = "ros2")]
         Command::Ros2(r) => {
             let robot = brainloop::body::RobotParams::load_default();
-            let bridge = brainloop::ros2::Ros2Bridge::start("brainloop", robot.clone())?;
             let inputs = brainloop::robot::RunInputs::default();
-            bridge.forward_to(inputs.clone())?;
+            let bridge =
+                brainloop::ros2::Ros2Bridge::start("brainloop", robot.clone(), inputs.bus.clone())?;
             let mut opts = r.options_ros2()?;
             let body: Option<Box<dyn brainloop::body::Body>> = if r.body.as_deref() == Some("ros2")
             {

@@ -1,6 +1,7 @@
 //! Plain, serialisable messages exchanged between regions, the integrator, the body and the
-//! teleop console. They carry no transport details, so any region can run in-process, as its own
-//! process (zenoh) or as a ROS 2 node without touching its code.
+//! teleop console. They carry no transport details: today they travel in process (the bus) and
+//! to and from ROS 2 through the bridges (`bus::ros_map` maps them); a networked transport
+//! (zenoh, for a region in its own process) is the next one and would carry them unchanged.
 
 use serde::{Deserialize, Serialize};
 

@@ -6,9 +6,18 @@
 //! A console on standard input can take over at any time: a plain line is a new instruction;
 //! `/stop` latches the e-stop, `/clear` clears it, `/drive V W` drives by hand (teleop, fresh for
 //! `[teleop].timeout_ms`), `/release` hands control back, `/quit` stops the run.
+//!
+//! Commands travel over the in-process bus ([`LocalBus`], [`RunInputs::bus`]): the console
+//! publishes instructions on `topics::INSTRUCTION` and teleop on `topics::TELEOP_CONSOLE`, the
+//! ROS 2 bridges (DDS with `--dds`, or the r2r node) on `topics::INSTRUCTION` and
+//! `topics::TELEOP_REMOTE`. Forwarder threads hand them to the language region's inbox and to
+//! the override mux's `console` and `remote` inputs, which the integrator reads lock-free each
+//! tick; the bus itself is never touched on the integrator thread. The supervisor publishes the
+//! integrator's `topics::CMD_VEL` and `topics::DROWSINESS` on the bus for the bridges.
 
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
 use crate::brain::Sources;
+use crate::bus::{publish_teleop, topics, Bus, LocalBus};
 use crate::config::{BodyKind, Config};
 use crate::integrator::rt::{monotonic_ns, run_realtime, RecordRing, RtOptions};
 use crate::integrator::IntegratorOptions;
@@ -217,22 +226,26 @@ fn sources(
     })
 }
 
-/// Apply one console line; returns false on `/quit`.
-fn console_line(line: &str, inbox: &InstructionInbox, teleop: &TeleopInput) -> bool {
+/// Apply one console line, publishing it on `bus` as the console; returns false on `/quit`.
+fn console_line<B: Bus>(line: &str, bus: &B) -> bool {
     let line = line.trim();
-    let now = monotonic_ns();
+    let teleop = |c| {
+        if !publish_teleop(bus, topics::TELEOP_CONSOLE, c).complete() {
+            eprintln!("console: command {c:?} not delivered");
+        }
+    };
     let mut words = line.split_whitespace();
     match words.next() {
         Some("/quit") => return false,
-        Some("/stop") => teleop.send(TeleopCommand::Estop, now),
-        Some("/clear") => teleop.send(TeleopCommand::ClearEstop, now),
-        Some("/release") => teleop.send(TeleopCommand::Release, now),
+        Some("/stop") => teleop(TeleopCommand::Estop),
+        Some("/clear") => teleop(TeleopCommand::ClearEstop),
+        Some("/release") => teleop(TeleopCommand::Release),
         Some("/drive") => {
             let v: Option<f64> = words.next().and_then(|s| s.parse().ok());
             let w: Option<f64> = words.next().and_then(|s| s.parse().ok());
             match (v, w) {
                 (Some(linear), Some(angular)) if linear.is_finite() && angular.is_finite() => {
-                    teleop.send(TeleopCommand::Drive(Twist { linear, angular }), now)
+                    teleop(TeleopCommand::Drive(Twist { linear, angular }))
                 }
                 _ => eprintln!("console: usage: /drive LINEAR_M_S ANGULAR_RAD_S (finite numbers)"),
             }
@@ -240,21 +253,81 @@ fn console_line(line: &str, inbox: &InstructionInbox, teleop: &TeleopInput) -> b
         Some(cmd) if cmd.starts_with('/') => {
             eprintln!("console: unknown command {cmd} (/stop /clear /drive V W /release /quit)")
         }
-        _ => inbox.set(Instruction {
-            stamp_ns: now,
-            text: line.to_string(),
-        }),
+        _ => {
+            let i = Instruction {
+                stamp_ns: monotonic_ns(),
+                text: line.to_string(),
+            };
+            if !bus.publish(topics::INSTRUCTION, &i).complete() {
+                eprintln!("console: instruction not delivered");
+            }
+        }
     }
     true
 }
 
-/// Inputs from outside the process (a ROS 2 node, a bus) that the run should obey.
-#[derive(Clone)]
+/// Inputs from outside the process (a ROS 2 node, ...) that the run should obey.
+#[derive(Clone, Default)]
 pub struct RunInputs {
-    /// Instructions for the language region.
-    pub inbox: InstructionInbox,
-    /// Teleop from outside (ROS 2 / DDS): the override mux's `remote` source.
-    pub teleop: Arc<TeleopInput>,
+    /// The run's in-process bus. Instructions on `topics::INSTRUCTION` reach the language
+    /// region; teleop on `topics::TELEOP_CONSOLE` / `topics::TELEOP_REMOTE` reaches the override
+    /// mux's `console` / `remote` source (a ROS 2 bridge publishes as `remote`). The run
+    /// publishes `topics::CMD_VEL` and `topics::DROWSINESS` on it (every 20 ms).
+    pub bus: LocalBus,
+}
+
+/// The forwarder threads from the bus into the run's inputs; dropping it stops and joins them
+/// (within 20 ms).
+struct BusInputs {
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BusInputs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Forwarders from the bus into the run's lock-free inputs: instructions into `inbox`, each
+/// teleop topic into its own mux input (none for a source the mux lacks).
+fn spawn_bus_inputs<B: Bus>(
+    bus: &B,
+    inbox: &InstructionInbox,
+    teleop: [(crate::bus::Topic<TeleopCommand>, Option<Arc<TeleopInput>>); 2],
+) -> std::io::Result<BusInputs> {
+    let mut f = BusInputs {
+        stop: Arc::new(AtomicBool::new(false)),
+        handles: Vec::new(),
+    };
+    let sub = bus.subscribe(topics::INSTRUCTION, 16);
+    let (inbox, st) = (inbox.clone(), f.stop.clone());
+    f.handles.push(
+        std::thread::Builder::new()
+            .name("instruction-bridge".into())
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    if let Some(i) = sub.recv_timeout(Duration::from_millis(20)) {
+                        inbox.set(i);
+                    }
+                }
+            })?,
+    );
+    for (topic, input) in teleop {
+        if let Some(input) = input {
+            f.handles.push(crate::teleop::spawn_bus_bridge(
+                bus,
+                topic,
+                input,
+                monotonic_ns,
+                f.stop.clone(),
+            )?);
+        }
+    }
+    Ok(f)
 }
 
 /// The mux input `name`, or (with `fallback`) the highest-priority source's.
@@ -281,15 +354,6 @@ fn mux_input(integrator: &Integrator, name: &str, fallback: bool) -> Arc<TeleopI
     })
 }
 
-impl Default for RunInputs {
-    fn default() -> Self {
-        Self {
-            inbox: InstructionInbox::new(),
-            teleop: TeleopInput::new(),
-        }
-    }
-}
-
 /// Run the brain in real time until the time limit, `/quit` or Ctrl-C.
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     run_with(opts, stop, RunInputs::default(), None)
@@ -313,7 +377,8 @@ pub fn run_with(
         Some(b) => RunBody::External(b),
         None => open_body(&cfg, &robot, kind)?,
     };
-    let RunInputs { inbox, teleop } = inputs;
+    let RunInputs { bus } = inputs;
+    let inbox = InstructionInbox::new();
     let body_cell = BodyCell::default();
     // One builder: the graph, the integrator and every region that has an input in this run
     // (one without does not run, and the integrator neither waits for it nor grows drowsy).
@@ -328,11 +393,22 @@ pub fn run_with(
         anyhow::anyhow!("{e} (train it with `brainloop align`, or run `make bootstrap`)")
     })?;
     brain.integrator.set_policy(Box::new(policy));
-    // The override mux: the console drives as `console`, ROS 2 / DDS teleop as `remote`.
+    // The override mux: the console drives as `console`, ROS 2 / DDS teleop as `remote`, each
+    // from its own bus topic.
     let console = mux_input(&brain.integrator, "console", true);
-    if !brain.integrator.attach_teleop("remote", teleop.clone()) {
+    let remote = brain.integrator.teleop_input("remote");
+    if remote.is_none() {
         tracing::warn!("[teleop.sources] has no `remote`: ROS 2 / DDS teleop is ignored");
     }
+    let forwarders = spawn_bus_inputs(
+        &bus,
+        &inbox,
+        [
+            (topics::TELEOP_CONSOLE, Some(console)),
+            (topics::TELEOP_REMOTE, remote),
+        ],
+    )
+    .context("cannot start the bus forwarders")?;
     let body_name = body.name();
 
     if let Some(text) = &opts.instruction {
@@ -370,14 +446,14 @@ pub fn run_with(
     .context("cannot start the integrator thread")?;
 
     if opts.console {
-        let (inbox2, teleop2, stop2) = (inbox.clone(), console.clone(), stop.clone());
+        let (bus2, stop2) = (bus.clone(), stop.clone());
         std::thread::Builder::new()
             .name("console".into())
             .spawn(move || {
                 // End of input just ends the console; `/quit` ends the run.
                 for line in std::io::stdin().lock().lines() {
                     let Ok(line) = line else { break };
-                    if !console_line(&line, &inbox2, &teleop2) {
+                    if !console_line(&line, &bus2) {
                         stop2.store(true, Ordering::SeqCst);
                         break;
                     }
@@ -387,20 +463,10 @@ pub fn run_with(
     }
 
     #[cfg(feature = "dds")]
-    let dds = if opts.dds {
-        let (tx, rx) = crossbeam_channel::bounded::<Instruction>(16);
+    let _dds = if opts.dds {
         let cfg = crate::bus::dds::DdsConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let bridge = crate::bus::dds::DdsBridge::start_with_teleop(cfg, teleop.clone(), tx)
+        let bridge = crate::bus::dds::DdsBridge::start(cfg, bus.clone())
             .map_err(|e| anyhow::anyhow!("cannot join the ROS 2 graph over DDS: {e}"))?;
-        let inbox3 = inbox.clone();
-        std::thread::Builder::new()
-            .name("dds-instructions".into())
-            .spawn(move || {
-                for i in rx {
-                    inbox3.set(i);
-                }
-            })
-            .context("cannot start the DDS instruction thread")?;
         tracing::info!("on the ROS 2 graph over DDS as /brainloop");
         Some(bridge)
     } else {
@@ -417,12 +483,9 @@ pub fn run_with(
             drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
             last = r;
         }
-        #[cfg(feature = "dds")]
-        if let Some(b) = &dds {
-            let out = b.outlet();
-            out.cmd_vel(last.twist);
-            out.set_drowsiness(last.drowsiness);
-        }
+        // For the ROS 2 bridges (off the integrator thread; a no-op without subscribers).
+        bus.publish(topics::CMD_VEL, &last.twist);
+        bus.publish(topics::DROWSINESS, &last.drowsiness);
         let now = monotonic_ns();
         if now - last_log > 1_000_000_000 {
             last_log = now;
@@ -450,6 +513,7 @@ pub fn run_with(
     for (_, h) in handles {
         let _ = h.stop();
     }
+    drop(forwarders);
     while let Some(r) = ring.pop() {
         drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
         last = r;
@@ -468,4 +532,56 @@ pub fn run_with(
         final_mode: last.mode,
         realtime: outcome.status.fifo_priority.is_some(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::ros_map::{BoolMsg, Inbound, TwistMsg};
+
+    /// The run's wiring: the console and a ROS 2 bridge share one bus but reach different mux
+    /// inputs, so ROS 2's `true -> false` e-stop edge clears only its own latch.
+    #[test]
+    fn console_and_ros2_reach_their_own_mux_inputs_over_the_bus() {
+        let bus = LocalBus::new();
+        let inbox = InstructionInbox::new();
+        let (console, remote) = (TeleopInput::new(), TeleopInput::new());
+        let forwarders = spawn_bus_inputs(
+            &bus,
+            &inbox,
+            [
+                (topics::TELEOP_CONSOLE, Some(console.clone())),
+                (topics::TELEOP_REMOTE, Some(remote.clone())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(forwarders.handles.len(), 3);
+        assert!(console_line("/stop", &bus));
+        assert!(console_line("  go to the red ball ", &bus));
+        // What a ROS 2 bridge does with `true`, `false` on /brainloop/estop and then a twist.
+        let mut ros = Inbound::new(bus.clone(), 1024, monotonic_ns);
+        ros.estop(BoolMsg { data: true });
+        ros.estop(BoolMsg { data: false });
+        let tw = Twist {
+            linear: 0.1,
+            angular: 0.0,
+        };
+        ros.teleop(&TwistMsg::from(tw));
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < end
+            && !(console.snapshot().unwrap().estop
+                && remote.snapshot().unwrap().drive.is_some()
+                && inbox.get().is_some())
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!console_line("/quit", &bus));
+        drop(forwarders);
+        let (c, r) = (console.snapshot().unwrap(), remote.snapshot().unwrap());
+        assert!(c.estop, "the console's e-stop survives ROS 2's clear");
+        assert_eq!(c.drive, None);
+        assert!(!r.estop && r.estop_events == 1, "{r:?}");
+        assert_eq!(r.drive.map(|d| d.0), Some(tw));
+        assert_eq!(inbox.get().unwrap().text, "go to the red ball");
+    }
 }

@@ -4,14 +4,15 @@
 //! The peer is `scripts/ros2/cyclone_peer.py` on PyPI `cyclonedds` (from `.cache/venv`). Both
 //! directions are checked with real RTPS traffic: brainloop's `/cmd_vel` and
 //! `/brainloop/drowsiness` arrive at Cyclone readers of `rt/cmd_vel` /
-//! `geometry_msgs::msg::dds_::Twist_`; Cyclone's instructions, teleop twists and e-stops arrive
-//! at the brain as `Instruction` / `TeleopCommand`.
+//! `geometry_msgs::msg::dds_::Twist_`, whether they come from the bridge's outlet or from the
+//! in-process bus; Cyclone's instructions, teleop twists and e-stops arrive on the bus as
+//! `Instruction` / `TeleopCommand` on the `remote` teleop topic (never the console's).
 //!
 //! DDS discovery multicasts, so the test re-runs itself in a private network namespace that has
 //! only loopback (`unshare -n`, needs root): no packet leaves this machine.
 #![cfg(feature = "dds")]
 
-use brainloop::bus::dds::{DdsBridge, DdsConfig, FromRos};
+use brainloop::bus::dds::{DdsBridge, DdsConfig};
 use brainloop::bus::{topics, Bus, LocalBus};
 use brainloop::msg::{TeleopCommand, Twist};
 use std::io::{BufRead, BufReader, Write};
@@ -135,7 +136,11 @@ fn cyclone_dds_interop_both_directions() {
         drowsiness_period: Duration::from_millis(50),
         ..DdsConfig::default()
     };
-    let (bridge, rx) = DdsBridge::start_channel(cfg, 1024).expect("start DDS bridge");
+    let bus = LocalBus::new();
+    let instr_sub = bus.subscribe(topics::INSTRUCTION, 1024);
+    let remote_sub = bus.subscribe(topics::TELEOP_REMOTE, 1024);
+    let console_sub = bus.subscribe(topics::TELEOP_CONSOLE, 16);
+    let bridge = DdsBridge::start(cfg, bus.clone()).expect("start DDS bridge");
     let out = bridge.outlet();
     out.set_drowsiness(0.375);
 
@@ -143,8 +148,18 @@ fn cyclone_dds_interop_both_directions() {
     let ready = peer.expect("READY", Duration::from_secs(20));
     eprintln!("peer ready: {ready}");
 
-    // brainloop -> Cyclone: 100 twists at 100 Hz, while the peer publishes its side.
-    let mut got: Vec<FromRos> = Vec::new();
+    // brainloop -> Cyclone: 100 twists at 100 Hz through the outlet, while the peer publishes
+    // its side onto the bus.
+    let mut instr: Vec<String> = Vec::new();
+    let mut remote: Vec<TeleopCommand> = Vec::new();
+    let drain = |instr: &mut Vec<String>, remote: &mut Vec<TeleopCommand>| {
+        while let Some(i) = instr_sub.try_recv() {
+            instr.push(i.text);
+        }
+        while let Some(c) = remote_sub.try_recv() {
+            remote.push(c);
+        }
+    };
     let mut next = Instant::now();
     for i in 0..N_CMD {
         let x = (i + 1) as f64 / 1000.0;
@@ -153,18 +168,16 @@ fn cyclone_dds_interop_both_directions() {
             angular: -2.0 * x
         }));
         next += Duration::from_millis(10);
-        while let Ok(m) = rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            got.push(m);
-        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        drain(&mut instr, &mut remote);
     }
     // Cyclone -> brainloop: wait (bounded) for the peer's last message, the e-stop clear.
-    let want = N_INSTR + N_TELEOP + 2;
     let end = Instant::now() + Duration::from_secs(15);
-    while got.len() < want && Instant::now() < end {
-        if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
-            got.push(m);
-        }
+    while remote.last() != Some(&TeleopCommand::ClearEstop) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+        drain(&mut instr, &mut remote);
     }
+    drain(&mut instr, &mut remote);
     let stats = bridge.stats();
     drop(bridge); // publishes the zero twist
     peer.done();
@@ -216,14 +229,7 @@ fn cyclone_dds_interop_both_directions() {
         result["nodes"]
     );
 
-    // --- what brainloop received from Cyclone
-    let instr: Vec<String> = got
-        .iter()
-        .filter_map(|m| match m {
-            FromRos::Instruction(i) => Some(i.text.clone()),
-            _ => None,
-        })
-        .collect();
+    // --- what brainloop received from Cyclone, on the bus
     let expected: Vec<String> = (N_INSTR - instr.len()..N_INSTR)
         .map(|i| format!("instruction {i}"))
         .collect();
@@ -236,10 +242,10 @@ fn cyclone_dds_interop_both_directions() {
         "brainloop got {} of {N_INSTR} instructions",
         instr.len()
     );
-    let teleop: Vec<Twist> = got
+    let teleop: Vec<Twist> = remote
         .iter()
         .filter_map(|m| match m {
-            FromRos::Teleop(TeleopCommand::Drive(t)) => Some(*t),
+            TeleopCommand::Drive(t) => Some(*t),
             _ => None,
         })
         .collect();
@@ -254,20 +260,26 @@ fn cyclone_dds_interop_both_directions() {
             }
         );
     }
-    let estops: Vec<&TeleopCommand> = got
+    let estops: Vec<&TeleopCommand> = remote
         .iter()
-        .filter_map(|m| match m {
-            FromRos::Teleop(c @ (TeleopCommand::Estop | TeleopCommand::ClearEstop)) => Some(c),
-            _ => None,
-        })
+        .filter(|c| matches!(c, TeleopCommand::Estop | TeleopCommand::ClearEstop))
         .collect();
     assert_eq!(
         estops,
         [&TeleopCommand::Estop, &TeleopCommand::ClearEstop],
         "e-stop then clear"
     );
+    assert_eq!(
+        console_sub.try_recv(),
+        None,
+        "ROS 2 teleop reached the console's topic"
+    );
     assert_eq!(stats.rejected, 0);
     assert_eq!(stats.dropped_in, 0);
+    assert_eq!(
+        (stats.instructions, stats.teleop, stats.estop),
+        (instr.len() as u64, N_TELEOP as u64, 2)
+    );
 
     println!(
         "DDS interop (Cyclone DDS {}): /cmd_vel {}/{N_CMD} at Cyclone, /brainloop/drowsiness {} \
@@ -284,17 +296,22 @@ fn cyclone_dds_interop_both_directions() {
     );
 }
 
-/// The same bridge forwarding onto brainloop's in-process bus: a Cyclone instruction reaches
-/// `topics::INSTRUCTION`, and a twist published on the bus's `topics::CMD_VEL` reaches Cyclone.
+/// What the brain publishes on the bus goes out: twists on the bus's `topics::CMD_VEL` and
+/// drowsiness on `topics::DROWSINESS` reach Cyclone (as in `brainloop run`, where the supervisor
+/// publishes them), while Cyclone's traffic lands on the bus.
 #[test]
-fn cyclone_dds_bus_mode() {
-    if !inside_private_netns("cyclone_dds_bus_mode") {
+fn cyclone_dds_from_the_bus() {
+    if !inside_private_netns("cyclone_dds_from_the_bus") {
         return;
     }
     let bus = LocalBus::new();
     let instr_sub = bus.subscribe(topics::INSTRUCTION, 256);
-    let teleop_sub = bus.subscribe(topics::TELEOP, 256);
-    let bridge = DdsBridge::start_on_bus(DdsConfig::default(), bus.clone()).expect("bridge");
+    let teleop_sub = bus.subscribe(topics::TELEOP_REMOTE, 256);
+    let cfg = DdsConfig {
+        drowsiness_period: Duration::from_millis(50),
+        ..DdsConfig::default()
+    };
+    let bridge = DdsBridge::start(cfg, bus.clone()).expect("bridge");
     let mut peer = Peer::spawn();
     peer.expect("READY", Duration::from_secs(20));
     let mut instr = 0;
@@ -312,6 +329,7 @@ fn cyclone_dds_bus_mode() {
                     angular: -2.0 * x,
                 },
             );
+            bus.publish(topics::DROWSINESS, &0.625f32);
             i += 1;
         }
         next += Duration::from_millis(10);
@@ -327,10 +345,20 @@ fn cyclone_dds_bus_mode() {
     peer.done();
     let result = peer.expect("RESULT", Duration::from_secs(20));
     let at_cyclone = as_usize(&result["cmd_vel"]["count"]);
+    let drowsy = &result["drowsiness"];
     println!(
-        "DDS bus mode: bus /cmd_vel {at_cyclone}/{i} at Cyclone, instructions {instr}/{N_INSTR} \
-         and teleop+estop {teleop}/{} on the bus",
+        "DDS from the bus: bus /cmd_vel {at_cyclone}/{i} at Cyclone, bus drowsiness {} at \
+         Cyclone, instructions {instr}/{N_INSTR} and teleop+estop {teleop}/{} on the bus",
+        as_usize(&drowsy["count"]),
         N_TELEOP + 2
+    );
+    assert!(
+        drowsy["distinct"]
+            .as_array()
+            .expect("distinct")
+            .iter()
+            .any(|v| v.as_f64() == Some(0.625)),
+        "the bus's drowsiness not seen: {drowsy}"
     );
     assert!(
         instr >= N_INSTR - STARTUP_TOLERANCE,
@@ -354,7 +382,7 @@ fn outlet_never_blocks_and_accounts_for_every_command() {
         cmd_queue: 4,
         ..DdsConfig::default()
     };
-    let (bridge, _rx) = DdsBridge::start_channel(cfg, 16).expect("bridge");
+    let bridge = DdsBridge::start(cfg, LocalBus::new()).expect("bridge");
     let out = bridge.outlet();
     const BURST: u64 = 10_000;
     let mut accepted = 0u64;

@@ -1,127 +1,54 @@
 //! ROS 2 over DDS without a ROS 2 installation (cargo feature `dds`).
 //!
-//! [`DdsBridge`] puts the brain on a real ROS 2 graph using the pure-Rust `ros2-client` /
-//! `rustdds` stack: it speaks RTPS with the same topic names (`rt/...`), type names
-//! (`geometry_msgs::msg::dds_::Twist_`, ...) and CDR payloads as a node on `rmw_cyclonedds` or
-//! `rmw_fastrtps`, and it announces itself on `ros_discovery_info`, so `ros2 topic echo`,
-//! `teleop_twist_keyboard` or a Gazebo bridge talk to it directly. It is the buildable-here
-//! twin of the r2r bridge in `src/ros2` (which needs a sourced ROS 2 installation).
+//! [`DdsBridge`] is a bridge between brainloop's in-process [`Bus`] and a real ROS 2 graph,
+//! using the pure-Rust `ros2-client` / `rustdds` stack: it speaks RTPS with the same topic names
+//! (`rt/...`), type names (`geometry_msgs::msg::dds_::Twist_`, ...) and CDR payloads as a node on
+//! `rmw_cyclonedds` or `rmw_fastrtps`, and it announces itself on `ros_discovery_info`, so
+//! `ros2 topic echo`, `teleop_twist_keyboard` or a Gazebo bridge talk to it directly. It is the
+//! buildable-here twin of the r2r node in `src/ros2` (which needs a sourced ROS 2 installation);
+//! both translate with the one mapping in [`ros_map`] (topics, types, rules):
 //!
-//! Into the brain (ROS 2 -> brainloop), each forwarded as a plain brainloop message:
-//! * `/brainloop/instruction` (`std_msgs/msg/String`) -> [`Instruction`];
-//! * `/brainloop/teleop/cmd_vel` (`geometry_msgs/msg/Twist`) -> [`TeleopCommand::Drive`]
-//!   (non-finite twists are rejected here; the motor stage still clamps and rate-limits);
-//! * `/brainloop/estop` (`std_msgs/msg/Bool`) -> `true`: [`TeleopCommand::Estop`] (every time);
-//!   `false`: [`TeleopCommand::ClearEstop`] only on a `true -> false` edge of this topic, so a
-//!   publisher repeating `false` as a heartbeat cannot clear an e-stop latched elsewhere.
+//! * in: `/brainloop/instruction` -> [`INSTRUCTION`]; `/brainloop/teleop/cmd_vel` and
+//!   `/brainloop/estop` -> [`TELEOP_REMOTE`] (the override mux's `remote` source; a non-finite
+//!   twist is rejected, and only a `true -> false` edge of the e-stop clears);
+//! * out: [`CMD_VEL`] -> `/cmd_vel` (RELIABLE, VOLATILE, KEEP_LAST 10), and the latest
+//!   [`DROWSINESS`] -> `/brainloop/drowsiness` at a fixed period.
 //!
-//! Out of the brain (brainloop -> ROS 2), through the cheap, cloneable [`DdsOutlet`]:
-//! * `/cmd_vel` (`geometry_msgs/msg/Twist`, RELIABLE, VOLATILE, KEEP_LAST 10);
-//! * `/brainloop/drowsiness` (`std_msgs/msg/Float32`), latest value at a fixed period.
+//! [`INSTRUCTION`]: crate::bus::topics::INSTRUCTION
+//! [`TELEOP_REMOTE`]: crate::bus::topics::TELEOP_REMOTE
+//! [`CMD_VEL`]: crate::bus::topics::CMD_VEL
+//! [`DROWSINESS`]: crate::bus::topics::DROWSINESS
 //!
-//! Where incoming messages go is chosen at start: any non-blocking closure
-//! ([`DdsBridge::start`]), a bounded channel ([`DdsBridge::start_channel`]), brainloop's
-//! [`Bus`] topics ([`DdsBridge::start_on_bus`], which also publishes the bus's
-//! [`topics::CMD_VEL`] on `/cmd_vel`), or straight into the motor stage's lock-free
-//! [`TeleopInput`] ([`DdsBridge::start_with_teleop`]).
+//! The bridge does not know who listens on the bus: in `brainloop run`, teleop forwarders hand
+//! the remote commands to the motor stage's lock-free input and the instructions to the language
+//! region, and the supervisor publishes the integrator's `/cmd_vel` and drowsiness.
 //!
 //! Checked here without ROS 2: the payload bytes equal our CDR encoder's (itself checked against
 //! rosbags), and `tests/dds_interop.rs` exchanges traffic both ways with Eclipse Cyclone DDS
 //! (what a node on `rmw_cyclonedds` sees) inside a private network namespace.
 //!
-//! Real time: everything DDS happens on the bridge's own thread. The integrator side only
-//! stores into an atomic cell or `try_send`s into a bounded channel and pokes an eventfd
+//! Real time: everything DDS and everything bus happens on the bridge's own thread (it checks
+//! the bus every 5 ms). For a caller on the integrator thread there is also [`DdsOutlet`]: it
+//! only stores into an atomic cell or `try_send`s into a bounded channel and pokes an eventfd
 //! ([`DdsOutlet::cmd_vel`]): no lock, no allocation, never blocks. On shutdown the bridge
 //! publishes a zero twist (deactivating writes zero).
 
-use crate::bus::{topics, Bus};
-use crate::msg::{Instruction, TeleopCommand, Twist};
-use crate::teleop::TeleopInput;
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crate::bus::ros_map::{
+    self, BoolMsg, Float32Msg, Inbound, Outbound, Outcome, StringMsg, TwistMsg,
+};
+use crate::bus::Bus;
+use crate::msg::Twist;
+use crossbeam_channel::{bounded, Receiver, Sender};
 use crossbeam_utils::atomic::AtomicCell;
 use ros2_client::dds::rustdds::mio1::{Events, Interest, Poll, Token, Waker};
 use ros2_client::dds::{Context, ContextOptions, Node, Publisher, Subscription};
 use ros2_client::qos::{Durability, History, WhenFull};
 use ros2_client::{MessageTypeName, Name, NodeName, NodeOptions, QosProfile};
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// ROS 2 topic names used by the bridge.
-pub mod names {
-    /// Instructions in (`std_msgs/msg/String`).
-    pub const INSTRUCTION: &str = "/brainloop/instruction";
-    /// Teleop twists in (`geometry_msgs/msg/Twist`).
-    pub const TELEOP_CMD_VEL: &str = "/brainloop/teleop/cmd_vel";
-    /// E-stop in (`std_msgs/msg/Bool`).
-    pub const ESTOP: &str = "/brainloop/estop";
-    /// Velocity commands out (`geometry_msgs/msg/Twist`).
-    pub const CMD_VEL: &str = "/cmd_vel";
-    /// Drowsiness out (`std_msgs/msg/Float32`).
-    pub const DROWSINESS: &str = "/brainloop/drowsiness";
-}
-
-// ------------------------------------------------------------------ wire types (CDR via serde)
-
-/// `geometry_msgs/msg/Vector3`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Vector3 {
-    x: f64,
-    y: f64,
-    z: f64,
-}
-
-/// `geometry_msgs/msg/Twist`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct TwistMsg {
-    linear: Vector3,
-    angular: Vector3,
-}
-
-impl From<Twist> for TwistMsg {
-    fn from(t: Twist) -> Self {
-        TwistMsg {
-            linear: Vector3 {
-                x: t.linear,
-                ..Vector3::default()
-            },
-            angular: Vector3 {
-                z: t.angular,
-                ..Vector3::default()
-            },
-        }
-    }
-}
-
-/// `std_msgs/msg/String`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct StringMsg {
-    data: String,
-}
-
-/// `std_msgs/msg/Bool`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct BoolMsg {
-    data: bool,
-}
-
-/// `std_msgs/msg/Float32`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Float32Msg {
-    data: f32,
-}
-
 // ------------------------------------------------------------------ public API
-
-/// What the ROS 2 graph sends to the brain.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FromRos {
-    /// A new instruction.
-    Instruction(Instruction),
-    /// A teleop command (drive, e-stop, clear).
-    Teleop(TeleopCommand),
-}
 
 /// Settings of the DDS bridge.
 #[derive(Debug, Clone)]
@@ -136,7 +63,8 @@ pub struct DdsConfig {
     pub drowsiness_period: Duration,
     /// Longest instruction accepted, in bytes; longer ones are rejected.
     pub max_instruction_bytes: usize,
-    /// Outgoing `/cmd_vel` queue depth (commands beyond it are dropped and counted).
+    /// Outgoing `/cmd_vel` queue depth, of the outlet and of the bus subscription (commands
+    /// beyond it are dropped and counted).
     pub cmd_queue: usize,
     /// Monotonic clock stamping incoming instructions, in nanoseconds.
     pub clock: fn() -> u64,
@@ -149,7 +77,7 @@ impl Default for DdsConfig {
             namespace: "/".into(),
             node_name: "brainloop".into(),
             drowsiness_period: Duration::from_millis(100),
-            max_instruction_bytes: 1024,
+            max_instruction_bytes: ros_map::MAX_INSTRUCTION_BYTES,
             cmd_queue: 16,
             clock: monotonic_ns,
         }
@@ -206,19 +134,19 @@ pub enum DdsError {
 /// Counters of a running bridge (a snapshot).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DdsStats {
-    /// Instructions forwarded to the brain.
+    /// Instructions delivered on the bus.
     pub instructions: u64,
-    /// Teleop twists forwarded.
+    /// Teleop twists delivered on the bus.
     pub teleop: u64,
-    /// E-stop / clear commands forwarded.
+    /// E-stop / clear commands delivered on the bus.
     pub estop: u64,
     /// Incoming messages rejected (undecodable, non-finite, too long).
     pub rejected: u64,
-    /// Incoming messages dropped because the brain's queue was full.
+    /// Incoming messages dropped on the bus (nobody subscribes, or a full queue).
     pub dropped_in: u64,
     /// `/cmd_vel` messages published.
     pub cmd_vel_published: u64,
-    /// `/cmd_vel` commands dropped before publishing (queue full or non-finite).
+    /// `/cmd_vel` commands dropped before publishing (outlet queue full, or non-finite).
     pub cmd_vel_dropped: u64,
     /// `/brainloop/drowsiness` messages published.
     pub drowsiness_published: u64,
@@ -260,8 +188,8 @@ impl Counters {
     }
 }
 
-/// The brain's side of the outgoing topics: cheap to clone, safe to call from the integrator
-/// tick (no lock, no allocation, never blocks).
+/// A direct way into the outgoing topics besides the bus, for a caller that must not take the
+/// bus's lock (the integrator tick): cheap to clone, no lock, no allocation, never blocks.
 #[derive(Clone)]
 pub struct DdsOutlet {
     cmd_tx: Sender<Twist>,
@@ -274,7 +202,7 @@ impl DdsOutlet {
     /// Queue a velocity command for `/cmd_vel`. Returns `false` (and counts it) when the
     /// command is not finite or the queue is full; the next tick sends a fresher one anyway.
     pub fn cmd_vel(&self, t: Twist) -> bool {
-        if !(t.linear.is_finite() && t.angular.is_finite()) {
+        if !t.is_finite() {
             bump(&self.counters.cmd_vel_dropped);
             return false;
         }
@@ -300,8 +228,8 @@ impl DdsOutlet {
     }
 }
 
-/// A running DDS node: see the module docs. Dropping it stops the thread (after publishing a
-/// zero twist on `/cmd_vel`).
+/// A running DDS node bridging a [`Bus`]: see the module docs. Dropping it stops the thread
+/// (after publishing a zero twist on `/cmd_vel`).
 pub struct DdsBridge {
     outlet: DdsOutlet,
     counters: Arc<Counters>,
@@ -310,55 +238,24 @@ pub struct DdsBridge {
 }
 
 impl DdsBridge {
-    /// Start the node; incoming messages are handed to `sink`, which must not block and
-    /// returns `false` when it had to drop the message (counted in [`DdsStats::dropped_in`]).
-    /// Returns once the participant, node and all endpoints exist (or failed).
-    pub fn start<F>(cfg: DdsConfig, sink: F) -> Result<Self, DdsError>
-    where
-        F: FnMut(FromRos) -> bool + Send + 'static,
-    {
-        Self::start_inner(cfg, Box::new(sink), None)
-    }
-
-    /// Start the node with a bounded channel of `depth` messages as the sink.
-    pub fn start_channel(
-        cfg: DdsConfig,
-        depth: usize,
-    ) -> Result<(Self, Receiver<FromRos>), DdsError> {
-        let (tx, rx) = bounded(depth.max(1));
-        let sink = move |m: FromRos| match tx.try_send(m) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-        };
-        Ok((Self::start(cfg, sink)?, rx))
-    }
-
-    /// Start the node on a brainloop [`Bus`]: instructions go to [`topics::INSTRUCTION`],
-    /// teleop and e-stop to [`topics::TELEOP`], and every [`topics::CMD_VEL`] twist on the
-    /// bus is published on `/cmd_vel` (checked every 5 ms, in addition to the outlet).
-    pub fn start_on_bus<B: Bus + 'static>(cfg: DdsConfig, bus: B) -> Result<Self, DdsError> {
-        let cmd_sub = bus.subscribe(topics::CMD_VEL, 16);
-        let sink = move |m: FromRos| {
-            match m {
-                FromRos::Instruction(i) => bus.publish(topics::INSTRUCTION, &i),
-                FromRos::Teleop(t) => bus.publish(topics::TELEOP, &t),
-            }
-            true
-        };
-        let pull = Box::new(move || cmd_sub.try_recv());
-        Self::start_inner(cfg, Box::new(sink), Some(pull))
-    }
-
-    /// Start the node feeding the integrator directly: teleop and e-stop go into the
-    /// lock-free [`TeleopInput`] the motor stage reads each tick (stamped with `cfg.clock`, so
-    /// its staleness timeout applies), instructions into `instructions` (bounded; full drops).
-    pub fn start_with_teleop(
-        cfg: DdsConfig,
-        teleop: Arc<TeleopInput>,
-        instructions: Sender<Instruction>,
-    ) -> Result<Self, DdsError> {
-        let sink = teleop_sink(teleop, instructions, cfg.clock);
-        Self::start(cfg, sink)
+    /// Start the node as a bridge to `bus`: what arrives from ROS 2 is published on the bus
+    /// (see the module docs), and the bus's `topics::CMD_VEL` and `topics::DROWSINESS` are
+    /// published on ROS 2. Subscribe to the bus's topics before starting, or the first messages
+    /// find nobody ([`DdsStats::dropped_in`]). Returns once the participant, node and all
+    /// endpoints exist (or failed).
+    pub fn start<B: Bus + 'static>(cfg: DdsConfig, bus: B) -> Result<Self, DdsError> {
+        if cfg.domain_id > 232 {
+            return Err(DdsError::Config(format!(
+                "domain_id must be 0..=232, got {}",
+                cfg.domain_id
+            )));
+        }
+        if cfg.drowsiness_period.is_zero() {
+            return Err(DdsError::Config("drowsiness_period must be > 0".into()));
+        }
+        let outbound = Outbound::new(&bus, cfg.cmd_queue.max(1));
+        let inbound = Inbound::new(bus, cfg.max_instruction_bytes, cfg.clock);
+        Self::start_inner(cfg, inbound, outbound)
     }
 
     /// The handle the brain publishes through.
@@ -371,20 +268,11 @@ impl DdsBridge {
         self.counters.snapshot()
     }
 
-    fn start_inner(
+    fn start_inner<B: Bus + 'static>(
         cfg: DdsConfig,
-        sink: Box<dyn FnMut(FromRos) -> bool + Send>,
-        pull: Option<Box<dyn FnMut() -> Option<Twist> + Send>>,
+        inbound: Inbound<B>,
+        outbound: Outbound,
     ) -> Result<Self, DdsError> {
-        if cfg.domain_id > 232 {
-            return Err(DdsError::Config(format!(
-                "domain_id must be 0..=232, got {}",
-                cfg.domain_id
-            )));
-        }
-        if cfg.drowsiness_period.is_zero() {
-            return Err(DdsError::Config("drowsiness_period must be > 0".into()));
-        }
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let (cmd_tx, cmd_rx) = bounded(cfg.cmd_queue.max(1));
@@ -418,13 +306,12 @@ impl DdsBridge {
                 let mut io = Loop {
                     cfg,
                     poll,
-                    sink,
-                    pull,
+                    inbound,
+                    outbound,
                     cmd_rx,
                     drowsiness,
                     counters: c2,
                     stop: s2,
-                    estop_seen: false,
                 };
                 io.run(&mut ep);
             })?;
@@ -508,33 +395,34 @@ impl Endpoints {
             .reliability_reliable(WhenFull::DEFAULT)
             .durability(Durability::Volatile)
             .history(History::KeepLast { depth: 10 });
-        let topic = |path: &str, pkg: &str, ty: &str| {
-            node.create_topic(&topic_name(path)?, MessageTypeName::new(pkg, ty), &qos)
-                .map_err(|e| create_err(path)(e.to_string()))
+        let topic = |t: ros_map::RosTopic| {
+            let ty = MessageTypeName::new(t.package, t.type_name);
+            node.create_topic(&topic_name(t.name)?, ty, &qos)
+                .map_err(|e| create_err(t.name)(e.to_string()))
         };
-        let t_instr = topic(names::INSTRUCTION, "std_msgs", "String")?;
-        let t_teleop = topic(names::TELEOP_CMD_VEL, "geometry_msgs", "Twist")?;
-        let t_estop = topic(names::ESTOP, "std_msgs", "Bool")?;
-        let t_cmd = topic(names::CMD_VEL, "geometry_msgs", "Twist")?;
-        let t_drowsy = topic(names::DROWSINESS, "std_msgs", "Float32")?;
+        let t_instr = topic(ros_map::INSTRUCTION)?;
+        let t_teleop = topic(ros_map::TELEOP_CMD_VEL)?;
+        let t_estop = topic(ros_map::ESTOP)?;
+        let t_cmd = topic(ros_map::CMD_VEL)?;
+        let t_drowsy = topic(ros_map::DROWSINESS)?;
         let e =
             |what: &'static str| move |e: ros2_client::CreateError| create_err(what)(e.to_string());
         Ok(Self {
             instr: node
                 .create_subscription(&t_instr, None)
-                .map_err(e(names::INSTRUCTION))?,
+                .map_err(e(ros_map::INSTRUCTION.name))?,
             teleop: node
                 .create_subscription(&t_teleop, None)
-                .map_err(e(names::TELEOP_CMD_VEL))?,
+                .map_err(e(ros_map::TELEOP_CMD_VEL.name))?,
             estop: node
                 .create_subscription(&t_estop, None)
-                .map_err(e(names::ESTOP))?,
+                .map_err(e(ros_map::ESTOP.name))?,
             cmd_vel: node
                 .create_publisher(&t_cmd, None)
-                .map_err(e(names::CMD_VEL))?,
+                .map_err(e(ros_map::CMD_VEL.name))?,
             drowsy: node
                 .create_publisher(&t_drowsy, None)
-                .map_err(e(names::DROWSINESS))?,
+                .map_err(e(ros_map::DROWSINESS.name))?,
             _node: node,
             _ctx: ctx,
         })
@@ -549,29 +437,29 @@ impl Endpoints {
     }
 }
 
-struct Loop {
+struct Loop<B> {
     cfg: DdsConfig,
     poll: Poll,
-    sink: Box<dyn FnMut(FromRos) -> bool + Send>,
-    pull: Option<Box<dyn FnMut() -> Option<Twist> + Send>>,
+    inbound: Inbound<B>,
+    outbound: Outbound,
     cmd_rx: Receiver<Twist>,
     drowsiness: Arc<AtomicCell<f32>>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
-    /// The last e-stop value received on `/brainloop/estop`.
-    estop_seen: bool,
 }
 
-impl Loop {
+/// Longest wait between two looks at the bus.
+const BUS_POLL: Duration = Duration::from_millis(5);
+
+impl<B: Bus> Loop<B> {
     fn run(&mut self, ep: &mut Endpoints) {
         let mut events = Events::with_capacity(16);
         let period = self.cfg.drowsiness_period;
         let mut next_drowsy = Instant::now() + period;
         while !self.stop.load(Ordering::Relaxed) {
-            let mut timeout = next_drowsy.saturating_duration_since(Instant::now());
-            if self.pull.is_some() {
-                timeout = timeout.min(Duration::from_millis(5));
-            }
+            let timeout = next_drowsy
+                .saturating_duration_since(Instant::now())
+                .min(BUS_POLL);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     tracing::error!("dds bridge: poll failed: {e}");
@@ -583,6 +471,9 @@ impl Loop {
             self.drain_teleop(ep);
             self.drain_estop(ep);
             self.publish_commands(ep);
+            if let Some(d) = self.outbound.latest_drowsiness() {
+                self.drowsiness.store(d.data);
+            }
             let now = Instant::now();
             if now >= next_drowsy {
                 let msg = Float32Msg {
@@ -608,12 +499,14 @@ impl Loop {
         }
     }
 
-    fn deliver(&mut self, m: FromRos) -> bool {
-        let ok = (self.sink)(m);
-        if !ok {
-            bump(&self.counters.dropped_in);
+    /// Account for what became of an incoming message on `topic`.
+    fn count_in(&self, topic: &str, o: Outcome, delivered: impl Fn(&Counters) -> &AtomicU64) {
+        match o {
+            Outcome::Delivered => bump(delivered(&self.counters)),
+            Outcome::Dropped => bump(&self.counters.dropped_in),
+            Outcome::Ignored => {}
+            Outcome::Rejected(why) => self.reject(topic, &why),
         }
-        ok
     }
 
     fn reject(&self, what: &str, why: &dyn std::fmt::Display) {
@@ -628,117 +521,69 @@ impl Loop {
     }
 
     fn drain_instructions(&mut self, ep: &Endpoints) {
+        let topic = ros_map::INSTRUCTION.name;
         for _ in 0..MAX_TAKE {
             match ep.instr.take() {
                 Ok(Some((m, _))) => {
-                    if m.data.len() > self.cfg.max_instruction_bytes {
-                        let why = format!(
-                            "instruction of {} bytes is longer than {}",
-                            m.data.len(),
-                            self.cfg.max_instruction_bytes
-                        );
-                        self.reject(names::INSTRUCTION, &why);
-                        continue;
-                    }
-                    let i = Instruction {
-                        stamp_ns: (self.cfg.clock)(),
-                        text: m.data,
-                    };
-                    if self.deliver(FromRos::Instruction(i)) {
-                        bump(&self.counters.instructions);
-                    }
+                    let o = self.inbound.instruction(m);
+                    self.count_in(topic, o, |c| &c.instructions);
                 }
                 Ok(None) => break,
-                Err(e) => self.reject(names::INSTRUCTION, &e),
+                Err(e) => self.reject(topic, &e),
             }
         }
     }
 
     fn drain_teleop(&mut self, ep: &Endpoints) {
+        let topic = ros_map::TELEOP_CMD_VEL.name;
         for _ in 0..MAX_TAKE {
             match ep.teleop.take() {
-                Ok(Some((m, _))) => match twist_from_msg(&m) {
-                    Some(t) => {
-                        if self.deliver(FromRos::Teleop(TeleopCommand::Drive(t))) {
-                            bump(&self.counters.teleop);
-                        }
-                    }
-                    None => self.reject(names::TELEOP_CMD_VEL, &"non-finite twist"),
-                },
+                Ok(Some((m, _))) => {
+                    let o = self.inbound.teleop(&m);
+                    self.count_in(topic, o, |c| &c.teleop);
+                }
                 Ok(None) => break,
-                Err(e) => self.reject(names::TELEOP_CMD_VEL, &e),
+                Err(e) => self.reject(topic, &e),
             }
         }
     }
 
     fn drain_estop(&mut self, ep: &Endpoints) {
+        let topic = ros_map::ESTOP.name;
         for _ in 0..MAX_TAKE {
             match ep.estop.take() {
                 Ok(Some((m, _))) => {
-                    let cmd = estop_command(&mut self.estop_seen, m.data);
-                    if let Some(c) = cmd {
-                        if self.deliver(FromRos::Teleop(c)) {
-                            bump(&self.counters.estop);
-                        }
-                    }
+                    let o = self.inbound.estop(m);
+                    self.count_in(topic, o, |c| &c.estop);
                 }
                 Ok(None) => break,
-                Err(e) => self.reject(names::ESTOP, &e),
+                Err(e) => self.reject(topic, &e),
             }
         }
     }
 
+    /// Publish the outlet's and the bus's twists on `/cmd_vel`, oldest first per source.
     fn publish_commands(&mut self, ep: &Endpoints) {
-        let mut pending: [Option<Twist>; 2] = [None, None];
         for _ in 0..MAX_TAKE {
-            pending[0] = self.cmd_rx.try_recv().ok();
-            pending[1] = self.pull.as_mut().and_then(|p| p());
-            if pending.iter().all(Option::is_none) {
+            let outlet = self
+                .cmd_rx
+                .try_recv()
+                .ok()
+                .map(|t| ros_map::cmd_vel(t).ok_or(ros_map::Rejected::NonFinite));
+            let bus = self.outbound.next_cmd_vel();
+            if outlet.is_none() && bus.is_none() {
                 break;
             }
-            for t in pending.iter().flatten() {
-                if !(t.linear.is_finite() && t.angular.is_finite()) {
-                    bump(&self.counters.cmd_vel_dropped);
-                    continue;
+            for m in [outlet, bus].into_iter().flatten() {
+                match m {
+                    Ok(msg) => {
+                        let ok = ep.cmd_vel.publish(msg).is_ok();
+                        self.count_publish(ok, |c| &c.cmd_vel_published);
+                    }
+                    Err(_) => bump(&self.counters.cmd_vel_dropped),
                 }
-                let ok = ep.cmd_vel.publish(TwistMsg::from(*t)).is_ok();
-                self.count_publish(ok, |c| &c.cmd_vel_published);
             }
         }
-    }
-}
-
-/// The sink behind [`DdsBridge::start_with_teleop`].
-pub fn teleop_sink(
-    teleop: Arc<TeleopInput>,
-    instructions: Sender<Instruction>,
-    clock: fn() -> u64,
-) -> impl FnMut(FromRos) -> bool + Send + 'static {
-    move |m| match m {
-        FromRos::Teleop(c) => {
-            teleop.send(c, clock());
-            true
-        }
-        FromRos::Instruction(i) => instructions.try_send(i).is_ok(),
-    }
-}
-
-/// Planar twist from a ROS twist; `None` when any used component is not finite.
-fn twist_from_msg(m: &TwistMsg) -> Option<Twist> {
-    let t = Twist {
-        linear: m.linear.x,
-        angular: m.angular.z,
-    };
-    (t.linear.is_finite() && t.angular.is_finite()).then_some(t)
-}
-
-/// E-stop semantics: every `true` latches; only a `true -> false` edge of this topic clears.
-fn estop_command(seen: &mut bool, value: bool) -> Option<TeleopCommand> {
-    let was = std::mem::replace(seen, value);
-    match (was, value) {
-        (_, true) => Some(TeleopCommand::Estop),
-        (true, false) => Some(TeleopCommand::ClearEstop),
-        (false, false) => None,
     }
 }
 
@@ -749,10 +594,12 @@ pub use crate::util::monotonic_ns;
 mod tests {
     use super::*;
     use crate::bus::cdr::{RosBool, RosFloat32, RosMessage, RosString};
+    use crate::bus::LocalBus;
     use ros2_client::dds::rustdds::serialization::{
         deserialize_from_cdr_with_rep_id, to_writer_with_rep_id,
     };
     use ros2_client::dds::rustdds::RepresentationIdentifier;
+    use serde::{Deserialize, Serialize};
 
     /// Encode the way the DDS writer does: 4-byte encapsulation header + CDR body.
     fn rustdds_bytes<T: Serialize>(v: &T) -> Vec<u8> {
@@ -767,19 +614,18 @@ mod tests {
             .0
     }
 
-    /// The bytes the DDS stack puts on the wire are the bytes of our own CDR encoder, which
-    /// is checked against rosbags (tests/cdr.rs): three encoders agree.
+    /// The bytes the DDS stack puts on the wire for `ros_map`'s message layouts are the bytes
+    /// of our own CDR encoder, which is checked against rosbags (tests/cdr.rs): three encoders
+    /// agree.
     #[test]
     fn wire_bytes_match_our_cdr_encoder() {
         let t = Twist {
             linear: 0.25,
             angular: -1.5,
         };
-        assert_eq!(rustdds_bytes(&TwistMsg::from(t)), t.to_cdr());
-        assert_eq!(
-            Twist::from_cdr(&rustdds_bytes(&TwistMsg::from(t))).unwrap(),
-            t
-        );
+        let msg = ros_map::cmd_vel(t).unwrap();
+        assert_eq!(rustdds_bytes(&msg), t.to_cdr());
+        assert_eq!(Twist::from_cdr(&rustdds_bytes(&msg)).unwrap(), t);
         for s in ["", "go to the red ball", "ünïcödé"] {
             let ours = RosString(s.into()).to_cdr();
             // Our encoder adds no trailing padding; the DDS one may not either.
@@ -790,39 +636,11 @@ mod tests {
             assert_eq!(rustdds_bytes(&BoolMsg { data: b }), RosBool(b).to_cdr());
         }
         assert_eq!(
-            rustdds_bytes(&Float32Msg { data: 0.75 }),
+            rustdds_bytes(&ros_map::drowsiness(0.75).unwrap()),
             RosFloat32(0.75).to_cdr()
         );
         let back: TwistMsg = rustdds_decode(&t.to_cdr());
-        assert_eq!(twist_from_msg(&back), Some(t));
-    }
-
-    #[test]
-    fn teleop_sink_drives_the_motor_stage_input() {
-        fn clock() -> u64 {
-            7_000
-        }
-        let teleop = TeleopInput::new();
-        let (tx, rx) = bounded(1);
-        let mut sink = teleop_sink(teleop.clone(), tx, clock);
-        let t = Twist {
-            linear: 0.2,
-            angular: 0.1,
-        };
-        assert!(sink(FromRos::Teleop(TeleopCommand::Drive(t))));
-        assert_eq!(teleop.snapshot().unwrap().drive, Some((t, 7_000)));
-        assert!(sink(FromRos::Teleop(TeleopCommand::Estop)));
-        assert!(teleop.snapshot().unwrap().estop);
-        let i = Instruction {
-            stamp_ns: 1,
-            text: "go".into(),
-        };
-        assert!(sink(FromRos::Instruction(i.clone())));
-        assert!(
-            !sink(FromRos::Instruction(i.clone())),
-            "full queue reports a drop"
-        );
-        assert_eq!(rx.try_recv().unwrap(), i);
+        assert_eq!(ros_map::planar_twist(&back), Some(t));
     }
 
     #[test]
@@ -837,47 +655,9 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_teleop_is_rejected() {
-        let mut m = TwistMsg::default();
-        m.linear.x = f64::NAN;
-        assert_eq!(twist_from_msg(&m), None);
-        m.linear.x = 0.1;
-        m.angular.z = f64::INFINITY;
-        assert_eq!(twist_from_msg(&m), None);
-        m.angular.z = 0.2;
-        assert_eq!(
-            twist_from_msg(&m),
-            Some(Twist {
-                linear: 0.1,
-                angular: 0.2
-            })
-        );
-    }
-
-    #[test]
-    fn estop_false_heartbeat_never_clears_but_an_edge_does() {
-        let mut seen = false;
-        assert_eq!(estop_command(&mut seen, false), None);
-        assert_eq!(estop_command(&mut seen, false), None);
-        assert_eq!(estop_command(&mut seen, true), Some(TeleopCommand::Estop));
-        assert_eq!(estop_command(&mut seen, true), Some(TeleopCommand::Estop));
-        assert_eq!(
-            estop_command(&mut seen, false),
-            Some(TeleopCommand::ClearEstop)
-        );
-        assert_eq!(estop_command(&mut seen, false), None);
-    }
-
-    #[test]
     fn topic_names_split_into_namespace_and_base() {
-        for p in [
-            names::INSTRUCTION,
-            names::TELEOP_CMD_VEL,
-            names::ESTOP,
-            names::CMD_VEL,
-            names::DROWSINESS,
-        ] {
-            assert_eq!(topic_name(p).unwrap().to_string(), p);
+        for t in ros_map::ALL {
+            assert_eq!(topic_name(t.name).unwrap().to_string(), t.name);
         }
         assert!(topic_name("/bad name").is_err());
     }
@@ -889,7 +669,7 @@ mod tests {
             ..DdsConfig::default()
         };
         assert!(matches!(
-            DdsBridge::start(cfg, |_| true),
+            DdsBridge::start(cfg, LocalBus::new()),
             Err(DdsError::Config(_))
         ));
         let cfg = DdsConfig {
@@ -897,7 +677,7 @@ mod tests {
             ..DdsConfig::default()
         };
         assert!(matches!(
-            DdsBridge::start(cfg, |_| true),
+            DdsBridge::start(cfg, LocalBus::new()),
             Err(DdsError::Config(_))
         ));
     }

@@ -315,7 +315,7 @@ impl Graph {
             u16::from(cfg.teleop.autonomy_priority),
             None,
         ));
-        mux.sort_by(|a, b| b.1.cmp(&a.1));
+        mux.sort_by_key(|m| std::cmp::Reverse(m.1));
         Self {
             rate_hz: ic.rate_hz,
             period_ns: period_ns(ic.rate_hz),

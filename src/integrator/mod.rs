@@ -551,6 +551,7 @@ struct SleepCycle {
 
 impl SleepCycle {
     /// Advance the cycle; returns `(slept, consolidated)` when a sleep completed this tick.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
         requested: bool,

@@ -1,8 +1,16 @@
-//! Teleop: a person taking over. Commands from a console (or the bus) land in a lock-free
-//! [`TeleopInput`] that the integrator's motor stage reads every tick without waiting: a fresh
-//! drive command overrides autonomy, a stale one (older than `[teleop].timeout_ms`) falls back
-//! to autonomy, and the e-stop latch beats everything until it is cleared.
+//! Teleop: a person taking over. May depend on `msg` and `bus` only.
+//!
+//! Each source of the override mux (`[teleop.sources.<name>]`: the console, a ROS 2 / DDS
+//! remote, ...) has a lock-free [`TeleopInput`] that the integrator's motor stage reads every
+//! tick without waiting: a fresh drive command overrides autonomy, a stale one (older than the
+//! source's timeout) falls back to autonomy, and the e-stop latch beats everything until it is
+//! cleared on the source that set it.
+//!
+//! Commands reach an input over the in-process bus: [`spawn_bus_bridge`] forwards one teleop
+//! topic (`bus::topics::TELEOP_CONSOLE`, `bus::topics::TELEOP_REMOTE`) into one input on its own
+//! thread, so the bus hop never happens on the integrator thread.
 
+use crate::bus::{Bus, Topic};
 use crate::msg::{TeleopCommand, Twist};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -107,19 +115,22 @@ impl TeleopInput {
     }
 }
 
-/// Forward teleop commands arriving on a bus (`/teleop/command`) into `input`, stamped with
-/// `clock()`, until `stop` is set.
+/// Forward the teleop commands arriving on `topic` of `bus` into `input`, stamped with
+/// `clock()` on arrival (so the source's staleness timeout runs from then), until `stop` is set
+/// (checked every 20 ms). One thread per source keeps the sources apart: what arrives on one
+/// topic can never clear another source's e-stop.
 pub fn spawn_bus_bridge<B, C>(
     bus: &B,
+    topic: Topic<TeleopCommand>,
     input: Arc<TeleopInput>,
     clock: C,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>>
 where
-    B: crate::bus::Bus,
+    B: Bus,
     C: Fn() -> u64 + Send + 'static,
 {
-    let sub = bus.subscribe(crate::bus::topics::TELEOP, 64);
+    let sub = bus.subscribe(topic, BRIDGE_QUEUE);
     std::thread::Builder::new()
         .name("teleop-bridge".into())
         .spawn(move || {
@@ -130,6 +141,10 @@ where
             }
         })
 }
+
+/// Commands a teleop bridge queues before a publisher's are dropped (an e-stop is retried, see
+/// `bus::publish_teleop`).
+pub const BRIDGE_QUEUE: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -159,22 +174,39 @@ mod tests {
     }
 
     #[test]
-    fn bus_commands_reach_the_input() {
+    fn bus_commands_reach_the_input_of_their_source_only() {
+        use crate::bus::topics::{TELEOP_CONSOLE, TELEOP_REMOTE};
         let bus = LocalBus::new();
-        let t = TeleopInput::new();
+        let (console, remote) = (TeleopInput::new(), TeleopInput::new());
         let stop = Arc::new(AtomicBool::new(false));
-        let h = spawn_bus_bridge(&bus, t.clone(), || 42, stop.clone()).unwrap();
-        bus.publish(crate::bus::topics::TELEOP, &TeleopCommand::Estop);
+        let h1 =
+            spawn_bus_bridge(&bus, TELEOP_CONSOLE, console.clone(), || 42, stop.clone()).unwrap();
+        let h2 =
+            spawn_bus_bridge(&bus, TELEOP_REMOTE, remote.clone(), || 43, stop.clone()).unwrap();
+        bus.publish(TELEOP_CONSOLE, &TeleopCommand::Estop);
+        let tw = Twist {
+            linear: 0.1,
+            angular: 0.0,
+        };
+        // A remote clear, then a drive: once the drive is in, the clear was handled.
+        bus.publish(TELEOP_REMOTE, &TeleopCommand::ClearEstop);
+        bus.publish(TELEOP_REMOTE, &TeleopCommand::Drive(tw));
         let mut ok = false;
-        for _ in 0..200 {
-            if t.snapshot().unwrap().estop {
+        for _ in 0..400 {
+            let (c, r) = (console.snapshot().unwrap(), remote.snapshot().unwrap());
+            if c.estop && r.drive.is_some() {
                 ok = true;
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);
-        h.join().unwrap();
+        h1.join().unwrap();
+        h2.join().unwrap();
         assert!(ok);
+        let (c, r) = (console.snapshot().unwrap(), remote.snapshot().unwrap());
+        assert!(c.estop && c.drive.is_none());
+        assert_eq!(r.drive, Some((tw, 43)));
+        assert!(!r.estop && r.estop_events == 0);
     }
 }
