@@ -269,3 +269,59 @@ fn drowsiness_scale_slows_autonomy_only() {
     assert!((t.angular - wmax).abs() < 1e-9, "{t:?}");
     assert!((t.linear / t.angular - 0.05).abs() < 1e-9, "{t:?}");
 }
+
+#[test]
+fn the_mux_from_config_ranks_sources_and_each_source_keeps_its_own_e_stop() {
+    // Two sources from the config: `console` (priority 200) and `remote` (150), 500 ms each.
+    let (mut m, c, _) = stage();
+    let names: Vec<&str> = m.sources().map(|s| s.0).collect();
+    assert_eq!(names, ["console", "remote"]);
+    let console = m.teleop_input("console").unwrap();
+    let remote = m.teleop_input("remote").unwrap();
+    let mut b = Probe::default();
+    let drive = |linear: f64| {
+        TeleopCommand::Drive(Twist {
+            linear,
+            angular: 0.0,
+        })
+    };
+    let mut now = 0;
+    let mut run = |m: &mut MotorStage, b: &mut Probe, n: u64| {
+        let mut o = None;
+        for _ in 0..n {
+            now += DT;
+            o = Some(step(m, b, now, intent(0.3, 0.0)));
+        }
+        (o.unwrap(), now)
+    };
+    let (_, t) = run(&mut m, &mut b, 5);
+    // The remote source drives while fresh...
+    remote.send(drive(0.1), t);
+    let (o, t) = run(&mut m, &mut b, 10);
+    assert_eq!(
+        (o.source, o.teleop_source),
+        (ControlSource::Teleop, Some(1))
+    );
+    assert!((o.twist.linear - 0.1).abs() < 1e-9);
+    // ...the console outranks it...
+    console.send(drive(-0.1), t);
+    remote.send(drive(0.1), t);
+    let (o, _) = run(&mut m, &mut b, 20);
+    assert_eq!(o.teleop_source, Some(0));
+    assert!((o.twist.linear + 0.1).abs() < 1e-9);
+    // ...and once both are stale (past their own timeout) autonomy drives again.
+    let ticks = c.teleop.timeout_ms * 1_000_000 / DT + 2;
+    let (o, t) = run(&mut m, &mut b, ticks + 30);
+    assert_eq!((o.source, o.teleop_source), (ControlSource::Autonomy, None));
+    // An e-stop latched by the console is not cleared by the remote source.
+    console.send(TeleopCommand::Estop, t);
+    let (o, t) = run(&mut m, &mut b, 2);
+    assert_eq!(o.stop, StopReason::Estop);
+    remote.send(TeleopCommand::ClearEstop, t);
+    let (o, t) = run(&mut m, &mut b, 5);
+    assert_eq!(o.stop, StopReason::Estop);
+    assert_eq!(o.twist, Twist::ZERO);
+    console.send(TeleopCommand::ClearEstop, t);
+    let (o, _) = run(&mut m, &mut b, 5);
+    assert_eq!(o.stop, StopReason::None);
+}
