@@ -330,8 +330,8 @@ fn spawn_bus_inputs<B: Bus>(
     Ok(f)
 }
 
-/// The mux input `name`, or (with `fallback`) the highest-priority source's.
-fn mux_input(integrator: &Integrator, name: &str, fallback: bool) -> Arc<TeleopInput> {
+/// The mux input `name`, or the highest-priority source's when the config has no `name`.
+fn mux_input(integrator: &Integrator, name: &str) -> Arc<TeleopInput> {
     integrator.teleop_input(name).unwrap_or_else(|| {
         let first = integrator
             .graph()
@@ -339,10 +339,7 @@ fn mux_input(integrator: &Integrator, name: &str, fallback: bool) -> Arc<TeleopI
             .iter()
             .find(|m| m.2.is_some())
             .map(|m| m.0.clone());
-        match first
-            .and_then(|n| integrator.teleop_input(&n))
-            .filter(|_| fallback)
-        {
+        match first.and_then(|n| integrator.teleop_input(&n)) {
             Some(t) => {
                 tracing::warn!(
                     "[teleop.sources] has no `{name}`: it drives as the highest-priority source"
@@ -395,7 +392,7 @@ pub fn run_with(
     brain.integrator.set_policy(Box::new(policy));
     // The override mux: the console drives as `console`, ROS 2 / DDS teleop as `remote`, each
     // from its own bus topic.
-    let console = mux_input(&brain.integrator, "console", true);
+    let console = mux_input(&brain.integrator, "console");
     let remote = brain.integrator.teleop_input("remote");
     if remote.is_none() {
         tracing::warn!("[teleop.sources] has no `remote`: ROS 2 / DDS teleop is ignored");

@@ -72,6 +72,21 @@ fn step(
     m.step(now, &i, 1.0, false, &s, b)
 }
 
+/// `n` ticks of autonomy cruising at 0.3 m/s; the last output and the time after them.
+fn cruise(
+    m: &mut MotorStage,
+    b: &mut Probe,
+    now: &mut u64,
+    n: u64,
+) -> (brainloop::integrator::MotorOutput, u64) {
+    let mut o = None;
+    for _ in 0..n {
+        *now += DT;
+        o = Some(step(m, b, *now, intent(0.3, 0.0)));
+    }
+    (o.expect("at least one tick"), *now)
+}
+
 #[test]
 fn non_finite_never_reaches_the_body() {
     let (mut m, _, _) = stage();
@@ -122,14 +137,7 @@ fn estop_beats_teleop_beats_autonomy_and_stale_teleop_falls_back() {
     m.set_teleop(t.clone());
     let mut b = Probe::default();
     let mut now = 0;
-    let mut run = |m: &mut MotorStage, b: &mut Probe, n: u64| {
-        let mut o = None;
-        for _ in 0..n {
-            now += DT;
-            o = Some(step(m, b, now, intent(0.3, 0.0)));
-        }
-        (o.unwrap(), now)
-    };
+    let mut run = |m: &mut MotorStage, b: &mut Probe, n: u64| cruise(m, b, &mut now, n);
     let (o, now1) = run(&mut m, &mut b, 50);
     assert_eq!(o.source, ControlSource::Autonomy);
     assert!((o.twist.linear - 0.3).abs() < 1e-9);
@@ -286,14 +294,7 @@ fn the_mux_from_config_ranks_sources_and_each_source_keeps_its_own_e_stop() {
         })
     };
     let mut now = 0;
-    let mut run = |m: &mut MotorStage, b: &mut Probe, n: u64| {
-        let mut o = None;
-        for _ in 0..n {
-            now += DT;
-            o = Some(step(m, b, now, intent(0.3, 0.0)));
-        }
-        (o.unwrap(), now)
-    };
+    let mut run = |m: &mut MotorStage, b: &mut Probe, n: u64| cruise(m, b, &mut now, n);
     let (_, t) = run(&mut m, &mut b, 5);
     // The remote source drives while fresh...
     remote.send(drive(0.1), t);

@@ -264,7 +264,7 @@ impl Graph {
         ] {
             if cfg.edges.iter().any(|e| e.from == name || e.to == name) {
                 nodes.push(Node {
-                    name: node_kind(name).map(|k| k.name).unwrap_or("memory"),
+                    name,
                     class: NodeClass::Internal,
                     rate_hz: None,
                     enabled: true,
