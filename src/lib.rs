@@ -18,6 +18,7 @@ pub mod integrator;
 pub mod link;
 pub mod msg;
 pub mod navigation;
+pub mod nodes;
 pub mod regions;
 pub mod report;
 pub mod robot;

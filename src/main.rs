@@ -64,6 +64,14 @@ enum Command {
     /// model; type instructions and console commands (/stop /clear /drive V W /release /quit)
     /// on standard input.
     Run(RunCli),
+    /// Run one node of the graph as its own process on the zenoh bus: a region (`vision`,
+    /// `language`, `audition`, `proprioception`) or the `integrator` (with the motor stage and
+    /// the body). `brainloop up` starts these; start one by hand to put it on another machine.
+    Node(NodeCli),
+    /// Start the whole graph as processes from the config (one `brainloop node` per region the
+    /// config places in its own process, and the integrator's node with the body), supervise
+    /// them (a node that exits is restarted with backoff), stop them all on Ctrl-C.
+    Up(RunCli),
     /// Run the brain as a ROS 2 node (r2r; built with `--features ros2` in a sourced ROS 2
     /// environment): instructions, teleop and e-stop from ROS 2 topics.
     #[cfg(feature = "ros2")]
@@ -122,6 +130,45 @@ struct RunCli {
     #[cfg(feature = "dds")]
     #[arg(long)]
     dds: bool,
+    #[command(flatten)]
+    net: NetCli,
+}
+
+/// How a command joins the zenoh bus.
+#[derive(clap::Args, Clone, Default)]
+struct NetCli {
+    /// Listen on this zenoh endpoint (repeatable; `tcp/127.0.0.1:7447`): any zenoh peer that
+    /// connects to it sees every key the brain publishes. Replaces `[bus].listen`.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Connect to this zenoh endpoint (repeatable). Replaces `[bus].connect`.
+    #[arg(long)]
+    connect: Vec<String>,
+    /// Use rmw_zenoh's keys and liveliness tokens so ROS 2 tools on rmw_zenoh see the topics.
+    #[arg(long)]
+    ros_compat: bool,
+}
+
+impl NetCli {
+    fn args(&self) -> brainloop::nodes::NetArgs {
+        brainloop::nodes::NetArgs {
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+            ros_compat: self.ros_compat,
+        }
+    }
+}
+
+/// `brainloop node` options.
+#[derive(clap::Args, Clone)]
+struct NodeCli {
+    /// The node: vision, language, audition, proprioception or integrator.
+    name: String,
+    /// (integrator) Regions that run in their own processes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    remote: Vec<String>,
+    #[command(flatten)]
+    run: RunCli,
 }
 
 impl RunCli {
@@ -147,7 +194,7 @@ impl RunCli {
             Some("sim") => Some(BodyKind::Sim),
             Some(other) => anyhow::bail!("--body {other}: allowed values are serial, kinematic"),
         };
-        Ok(brainloop::robot::RunOptions {
+        brainloop::robot::RunOptions {
             config: self.config.clone(),
             body,
             port: self.port.clone(),
@@ -160,8 +207,113 @@ impl RunCli {
             console: !self.no_console,
             #[cfg(feature = "dds")]
             dds: self.dds,
-        })
+            bus: None,
+            remote: Vec::new(),
+        }
+        .on_bus(&self.config, &self.net.args(), &[])
     }
+}
+
+trait OnBus: Sized {
+    fn on_bus(
+        self,
+        config: &std::path::Path,
+        net: &brainloop::nodes::NetArgs,
+        remote: &[brainloop::msg::RegionId],
+    ) -> Result<Self>;
+}
+
+impl OnBus for brainloop::robot::RunOptions {
+    /// The run joins the bus when endpoints are given (flags or `[bus]`) or a region runs in
+    /// its own process.
+    fn on_bus(
+        mut self,
+        config: &std::path::Path,
+        net: &brainloop::nodes::NetArgs,
+        remote: &[brainloop::msg::RegionId],
+    ) -> Result<Self> {
+        let cfg = brainloop::config::Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut remote = remote.to_vec();
+        for id in brainloop::msg::RegionId::ALL {
+            let own = cfg
+                .regions
+                .get(id.name())
+                .is_some_and(|r| r.enabled && r.placement.own_process(false));
+            if own && !remote.contains(&id) {
+                remote.push(id);
+            }
+        }
+        let on = net.any()
+            || !cfg.bus.listen.is_empty()
+            || !cfg.bus.connect.is_empty()
+            || !remote.is_empty();
+        if on {
+            self.bus = Some(brainloop::nodes::bus_options(&cfg, net)?);
+        }
+        self.remote = remote;
+        Ok(self)
+    }
+}
+
+fn region_id(name: &str) -> Result<brainloop::msg::RegionId> {
+    brainloop::msg::RegionId::ALL
+        .into_iter()
+        .find(|r| r.name() == name)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name}: not a node of the graph (vision, language, audition, proprioception, integrator)"
+            )
+        })
+}
+
+fn run_node(cli: &NodeCli) -> Result<ExitCode> {
+    let stop = stop_on_signal();
+    let r = &cli.run;
+    if cli.name == "integrator" {
+        let remote = cli
+            .remote
+            .iter()
+            .map(|n| region_id(n))
+            .collect::<Result<Vec<_>>>()?;
+        let mut opts = r.options()?;
+        opts = opts.on_bus(&r.config, &r.net.args(), &remote)?;
+        let summary = brainloop::robot::run(&opts, stop)?;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !cli.remote.is_empty() {
+        anyhow::bail!("--remote is an option of the integrator's node only");
+    }
+    let opts = brainloop::nodes::RegionNodeOptions {
+        config: r.config.clone(),
+        region: Some(region_id(&cli.name)?),
+        net: r.net.args(),
+        instruction: r.instruction.clone(),
+        images: r.images.clone(),
+        wav: r.wav.clone(),
+        seconds: r.seconds,
+    };
+    let summary = brainloop::nodes::run_region_node(&opts, stop)?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_up(r: &RunCli) -> Result<ExitCode> {
+    let stop = stop_on_signal();
+    let o = r.options()?;
+    let opts = brainloop::nodes::UpOptions {
+        config: r.config.clone(),
+        body: o.body,
+        port: r.port.clone(),
+        instruction: r.instruction.clone(),
+        images: r.images.clone(),
+        wav: r.wav.clone(),
+        seconds: r.seconds,
+        net: r.net.args(),
+    };
+    let summary = brainloop::nodes::up(&opts, stop)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A stop flag set by Ctrl-C / SIGTERM: the run stops cleanly and writes zero to the motors.
@@ -511,6 +663,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(r) => run_robot(&r),
+        Command::Node(n) => run_node(&n),
+        Command::Up(r) => run_up(&r),
         #[cfg(feature = "ros2")]
         Command::Ros2(r) => {
             let robot = brainloop::body::RobotParams::load_default();

@@ -63,6 +63,12 @@ pub struct RunOptions {
     /// `/brainloop/*` topics; `/cmd_vel` and `/brainloop/drowsiness` published.
     #[cfg(feature = "dds")]
     pub dds: bool,
+    /// Join the zenoh bus (`--listen` / `--connect`, or `[bus]` endpoints, or a region that
+    /// runs in its own process): instructions and teleop in, `/cmd_vel`, drowsiness, body
+    /// state and health out, remote regions' embeddings into their slots.
+    pub bus: Option<crate::bus::zenoh::ZenohOptions>,
+    /// Regions that run in their own processes (`brainloop node NAME`, started by `up`).
+    pub remote: Vec<crate::msg::RegionId>,
 }
 
 /// What a run did, printed at the end.
@@ -90,6 +96,9 @@ pub struct RunSummary {
     pub final_mode: Mode,
     /// Whether SCHED_FIFO was granted.
     pub realtime: bool,
+    /// What arrived over the zenoh bus, per key (accepted, rejected, gaps, late, replayed,
+    /// rejoins); empty when the run was not on the bus.
+    pub bus: Vec<(String, crate::bus::zenoh::SourceSnapshot)>,
 }
 
 /// Latest body state, shared lock-free between the integrator thread (writer) and the
@@ -223,6 +232,7 @@ fn sources(
         instructions: inbox.clone(),
         audio,
         body: Some(Box::new(body.clone())),
+        remote: opts.remote.clone(),
     })
 }
 
@@ -407,6 +417,14 @@ pub fn run_with(
     )
     .context("cannot start the bus forwarders")?;
     let body_name = body.name();
+    let region_names = brain.region_names();
+    let net = match &opts.bus {
+        Some(o) => Some(join_bus(o, &bus, std::mem::take(&mut brain.remote))?),
+        None if !brain.remote.is_empty() => {
+            bail!("regions {:?} run in their own processes but this run is not on the bus (give --listen / --connect or [bus] endpoints)", opts.remote)
+        }
+        None => None,
+    };
 
     if let Some(text) = &opts.instruction {
         inbox.set(Instruction {
@@ -414,7 +432,6 @@ pub fn run_with(
             text: text.clone(),
         });
     }
-    let region_names = brain.region_names();
     let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(monotonic_ns);
     let handles =
         crate::brain::spawn_regions(brain.regions, clock).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -474,15 +491,26 @@ pub fn run_with(
     let mut last = TickRecord::default();
     let mut drowsiness_max = 0.0f64;
     let mut last_log = 0u64;
+    let mut last_pub = 0u64;
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
         while let Some(r) = ring.pop() {
             drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
             last = r;
         }
+        // Body state at 100 Hz for a proprioception region in another process.
+        if net.is_some() {
+            if let Some(s) = body_cell.0.load() {
+                bus.publish(topics::BODY_STATE, &s);
+            }
+        }
         // For the ROS 2 bridges (off the integrator thread; a no-op without subscribers).
-        bus.publish(topics::CMD_VEL, &last.twist);
-        bus.publish(topics::DROWSINESS, &last.drowsiness);
+        let now = monotonic_ns();
+        if now.saturating_sub(last_pub) >= 20_000_000 {
+            last_pub = now;
+            bus.publish(topics::CMD_VEL, &last.twist);
+            bus.publish(topics::DROWSINESS, &last.drowsiness);
+        }
         let now = monotonic_ns();
         if now - last_log > 1_000_000_000 {
             last_log = now;
@@ -516,6 +544,8 @@ pub fn run_with(
         last = r;
     }
     let h = outcome.integrator.health().summary();
+    let net_sources = net.as_ref().map(|n| n.sources()).unwrap_or_default();
+    drop(net);
     Ok(RunSummary {
         body: body_name,
         regions: region_names,
@@ -528,7 +558,46 @@ pub fn run_with(
         sleeps: h.sleeps,
         final_mode: last.mode,
         realtime: outcome.status.fifo_priority.is_some(),
+        bus: net_sources,
     })
+}
+
+/// Join the zenoh bus as the integrator's node: remote regions' embeddings into their slots,
+/// instructions and teleop from the network onto the run's bus, and what the run reports out.
+fn join_bus(
+    o: &crate::bus::zenoh::ZenohOptions,
+    bus: &LocalBus,
+    remote: Vec<(crate::msg::RegionId, crate::integrator::SlotWriter)>,
+) -> Result<crate::bus::zenoh::ZenohBus> {
+    use crate::bus::zenoh::{net_topics as nt, ZenohBus};
+    let net = ZenohBus::open(o, "integrator", monotonic_ns)
+        .map_err(|e| anyhow::anyhow!("cannot join the zenoh bus: {e}"))?;
+    let e = |e: crate::bus::zenoh::ZenohError| anyhow::anyhow!("zenoh bus: {e}");
+    let language_remote = remote.iter().any(|r| r.0 == crate::msg::RegionId::Language);
+    for (id, writer) in remote {
+        net.feed_slot(id, writer).map_err(e)?;
+        tracing::info!(region = id.name(), key = %net.keys().embedding(id), "region in its own process");
+    }
+    // Instructions go where the language region is: out to its node (this run's console and
+    // ROS 2 bridges publish them here), or in from the network into this process.
+    if language_remote {
+        net.route_out(bus, topics::INSTRUCTION, nt::INSTRUCTION)
+            .map_err(e)?;
+    } else {
+        net.route_in(bus, topics::INSTRUCTION, nt::INSTRUCTION)
+            .map_err(e)?;
+    }
+    net.route_in(bus, topics::TELEOP_CONSOLE, nt::TELEOP_CONSOLE)
+        .map_err(e)?;
+    net.route_in(bus, topics::TELEOP_REMOTE, nt::TELEOP_REMOTE)
+        .map_err(e)?;
+    net.route_out(bus, topics::CMD_VEL, nt::CMD_VEL)
+        .map_err(e)?;
+    net.route_out(bus, topics::DROWSINESS, nt::DROWSINESS)
+        .map_err(e)?;
+    net.route_out(bus, topics::BODY_STATE, nt::BODY_STATE)
+        .map_err(e)?;
+    Ok(net)
 }
 
 #[cfg(test)]

@@ -33,10 +33,16 @@ pub struct Sources {
     pub audio: Option<Box<dyn AudioSource>>,
     /// Body states for proprioception.
     pub body: Option<Box<dyn BodyStateSource>>,
+    /// Regions that run in another process (`brainloop node NAME`): not built here; their
+    /// slots are handed back in [`Brain::remote`] for the bus to feed.
+    pub remote: Vec<RegionId>,
 }
 
 impl Sources {
     fn has(&self, id: RegionId) -> bool {
+        if self.remote.contains(&id) {
+            return true;
+        }
         match id {
             RegionId::Vision => self.frames.is_some(),
             RegionId::Language => true,
@@ -111,6 +117,28 @@ pub const REGION_KINDS: [RegionKind; RegionId::COUNT] = [
     },
 ];
 
+/// Build region `id` alone from its config section, for a region that runs as its own process
+/// (`brainloop node NAME`): the same builder the one-process brain uses, with `shed` set
+/// from the integrator's health on the bus.
+pub fn build_region(
+    cfg: &Config,
+    id: RegionId,
+    params: &RobotParams,
+    mut sources: Sources,
+    shed: ShedLevel,
+) -> Result<Box<dyn Region>, BuildError> {
+    let name = id.name();
+    let kind = &REGION_KINDS[id.index()];
+    let rc = cfg.regions.get(name).ok_or(BuildError::Region {
+        region: name,
+        source: RegionError::Source("not in the config".into()),
+    })?;
+    (kind.build)(rc, &mut sources, params, shed).map_err(|source| BuildError::Region {
+        region: name,
+        source,
+    })
+}
+
 /// A region as built: the region, the slot it publishes into and its period.
 pub struct BuiltRegion {
     /// Which region.
@@ -149,8 +177,10 @@ pub struct Brain {
     pub graph: Graph,
     /// The integrator, with its slots and motor stage (set its policy before running).
     pub integrator: Integrator,
-    /// The regions that run, in slot order.
+    /// The regions that run here, in slot order.
     pub regions: Vec<BuiltRegion>,
+    /// The slots of the regions that run in other processes ([`Sources::remote`]).
+    pub remote: Vec<(RegionId, SlotWriter)>,
 }
 
 impl std::fmt::Debug for Brain {
@@ -194,11 +224,19 @@ pub fn build(
     let slots = integrator.slots();
     let shed = ShedLevel::from_atomic(integrator.shed_level());
     let mut regions = Vec::new();
+    let mut remote = Vec::new();
     for kind in &REGION_KINDS {
         let name = kind.id.name();
         let Some(rc) = cfg.regions.get(name).filter(|_| graph.runs(name)) else {
             continue;
         };
+        if sources.remote.contains(&kind.id) {
+            remote.push((
+                kind.id,
+                slots.writer(kind.id).ok_or(BuildError::Slot(name))?,
+            ));
+            continue;
+        }
         let region = (kind.build)(rc, &mut sources, params, shed.clone()).map_err(|source| {
             BuildError::Region {
                 region: name,
@@ -217,13 +255,17 @@ pub fn build(
         graph,
         integrator,
         regions,
+        remote,
     })
 }
 
 impl Brain {
     /// Names of the regions that run.
     pub fn region_names(&self) -> Vec<&'static str> {
-        self.regions.iter().map(|r| r.id.name()).collect()
+        let mut v: Vec<RegionId> = self.regions.iter().map(|r| r.id).collect();
+        v.extend(self.remote.iter().map(|r| r.0));
+        v.sort_by_key(|r| r.index());
+        v.into_iter().map(|r| r.name()).collect()
     }
 }
 

@@ -13,14 +13,19 @@
 //!
 //! ROS 2 attaches as a bridge between this bus and a ROS 2 graph, over DDS without a ROS 2
 //! installation ([`dds`], feature `dds`) or through r2r (`crate::ros2`, feature `ros2`); both
-//! translate with the one message mapping in [`ros_map`]. A networked `Bus` (zenoh, so that a
-//! region can move to its own process) is the next transport; it does not exist yet.
+//! translate with the one message mapping in [`ros_map`]. Between processes, [`zenoh`] carries the
+//! topics that cross them (and the embeddings, into the same slots) over a zenoh peer-to-peer
+//! bus, in the `brainloop_msgs` schema of [`wire`] and, with `ros_compat`, on rmw_zenoh's keys
+//! ([`rmw_zenoh`]) so ROS 2 tools see them.
 
 pub mod cdr;
 #[cfg(feature = "dds")]
 pub mod dds;
+pub mod rmw_zenoh;
 pub mod ros_map;
 pub mod slots;
+pub mod wire;
+pub mod zenoh;
 
 use crate::msg::TeleopCommand;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};

@@ -134,6 +134,8 @@ pub enum Placement {
     InTick,
     /// Behind the body seam (serial link, simulator, kinematic model).
     Body,
+    /// Its own process (`brainloop node NAME`), on the bus.
+    Process,
 }
 
 impl Placement {
@@ -144,6 +146,7 @@ impl Placement {
             Placement::RealtimeThread => "real-time thread",
             Placement::InTick => "in the tick",
             Placement::Body => "body",
+            Placement::Process => "own process",
         }
     }
 }
@@ -221,11 +224,20 @@ impl Graph {
                 class: NodeClass::Region,
                 rate_hz: Some(rc.rate_hz),
                 enabled: rc.enabled,
-                placement: Placement::Thread,
+                placement: if rc.placement.own_process(false) {
+                    Placement::Process
+                } else {
+                    Placement::Thread
+                },
                 detail: format!(
-                    "{model}, {} thread(s), stale after {} ms, on failure {fail}{}",
+                    "{model}, {} thread(s), stale after {} ms, on failure {fail}{}{}",
                     rc.threads,
                     rc.stale_after_ms,
+                    if rc.placement == super::RegionPlacement::Auto {
+                        " (own process under `up`)"
+                    } else {
+                        ""
+                    },
                     if rc.enabled { "" } else { " (enabled = false)" }
                 ),
             });

@@ -11,7 +11,7 @@ pub mod graph;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct Config {
     /// The override mux: teleop sources and autonomy, with priorities and timeouts.
     #[serde(default)]
     pub teleop: TeleopConfig,
+    /// The networked bus between the brain's processes (zenoh).
+    #[serde(default)]
+    pub bus: BusConfig,
 }
 
 /// The default configuration file, `config/default.toml`, compiled in: the one place the
@@ -203,6 +206,114 @@ pub struct RegionConfig {
     pub stale_after_ms: u64,
     /// What to do when the region fails.
     pub on_failure: OnFailure,
+    /// Where it runs: `auto` (a thread of the brain's process under `run` and `sim`, its own
+    /// `brainloop node` process under `up`), `thread` (always in the integrator's process) or
+    /// `process` (always its own process: `run` then reads it from the bus).
+    pub placement: RegionPlacement,
+}
+
+/// Where a region runs (see [`RegionConfig::placement`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionPlacement {
+    /// A thread in one process under `run` / `sim`, its own process under `up`.
+    #[default]
+    Auto,
+    /// Always a thread of the integrator's process.
+    Thread,
+    /// Always its own process (`brainloop node NAME`), on the bus.
+    Process,
+}
+
+impl RegionPlacement {
+    /// Whether the region runs as its own process, under `up` (`true`) or `run`/`sim`.
+    pub fn own_process(self, under_up: bool) -> bool {
+        match self {
+            RegionPlacement::Auto => under_up,
+            RegionPlacement::Thread => false,
+            RegionPlacement::Process => true,
+        }
+    }
+}
+
+/// The networked bus (zenoh): how the brain's processes, the console and ROS 2 tools on
+/// rmw_zenoh reach each other. Peer mode, no router needed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// Robot name: the first segment of every key after `brainloop/` (`brainloop/<robot>/...`),
+    /// and the ROS 2 namespace. Letters, digits, `_` and `-`.
+    pub robot: String,
+    /// Endpoints to listen on (`tcp/127.0.0.1:7447`). Empty: `run` and `sim` do not join
+    /// the bus unless a region runs elsewhere; `up` listens on `tcp/127.0.0.1:7447`.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to.
+    pub connect: Vec<String>,
+    /// zenoh multicast scouting (off: endpoints only, traffic stays where they point; on for
+    /// multi-host discovery).
+    pub multicast: bool,
+    /// Use rmw_zenoh's key expressions, attachments and liveliness tokens so that ROS 2 tools
+    /// on rmw_zenoh (Jazzy) see the brain's topics.
+    pub ros_compat: bool,
+    /// ROS 2 domain id for `ros_compat` keys (0..=232).
+    pub domain_id: u32,
+    /// A message whose receive-time delay exceeds the fastest one seen from its publisher
+    /// by more than this is dropped as late (a partition that heals never delivers old data
+    /// as fresh), ms (1..=60000).
+    pub max_delay_ms: u64,
+    /// zenoh user/password authentication (and the access-control list that lets only the
+    /// listed users publish on the drive, e-stop and instruction keys).
+    pub auth: Option<BusAuthConfig>,
+    /// TLS for the links (`tls/host:port` endpoints).
+    pub tls: Option<BusTlsConfig>,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            robot: "robot".into(),
+            listen: Vec::new(),
+            connect: Vec::new(),
+            multicast: false,
+            ros_compat: false,
+            domain_id: 0,
+            max_delay_ms: 250,
+            auth: None,
+            tls: None,
+        }
+    }
+}
+
+/// zenoh user/password authentication of the bus.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BusAuthConfig {
+    /// This process's user name (`brain` for the brain's own nodes).
+    pub user: String,
+    /// File holding this user's password (one line).
+    pub password_file: PathBuf,
+    /// The `user:password` lines this process accepts from peers (zenoh's dictionary file).
+    pub dictionary_file: PathBuf,
+    /// Users allowed to publish on the drive, e-stop-clear and instruction keys (operators
+    /// and the brain itself); any other authenticated user is denied those keys.
+    #[serde(default = "default_operators")]
+    pub operators: Vec<String>,
+}
+
+fn default_operators() -> Vec<String> {
+    vec!["brain".into(), "operator".into()]
+}
+
+/// TLS for the bus's links.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BusTlsConfig {
+    /// CA certificate (PEM) that signs the peers' certificates.
+    pub root_ca_certificate: PathBuf,
+    /// This process's certificate (PEM).
+    pub listen_certificate: PathBuf,
+    /// This process's private key (PEM).
+    pub listen_private_key: PathBuf,
 }
 
 impl Default for RegionConfig {
@@ -214,6 +325,7 @@ impl Default for RegionConfig {
             threads: 1,
             stale_after_ms: 500,
             on_failure: OnFailure::Continue,
+            placement: RegionPlacement::Auto,
         }
     }
 }
@@ -449,6 +561,18 @@ fn apply_defaults(value: &mut toml::Value) {
     }
 }
 
+/// Whether `ep` is a zenoh endpoint this build speaks (`tcp/host:port`, `tls/host:port`).
+pub fn valid_endpoint(ep: &str) -> bool {
+    let Some((proto, addr)) = ep.split_once('/') else {
+        return false;
+    };
+    let addr = addr.split('#').next().unwrap_or("");
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    matches!(proto, "tcp" | "tls") && !host.is_empty() && port.parse::<u16>().is_ok()
+}
+
 impl Config {
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
@@ -651,6 +775,44 @@ impl Config {
         for (k, e) in self.edges.iter().enumerate() {
             range(format!("edges[{k}].gain"), e.gain, 0.0, 4.0);
         }
+        let bus = &self.bus;
+        range("bus.domain_id".into(), bus.domain_id as f64, 0.0, 232.0);
+        range(
+            "bus.max_delay_ms".into(),
+            bus.max_delay_ms as f64,
+            1.0,
+            60000.0,
+        );
+        let mut bus_errs = Vec::new();
+        if bus.robot.is_empty()
+            || bus.robot.len() > 64
+            || !bus
+                .robot
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bus_errs.push(ConfigError {
+                path: "bus.robot".into(),
+                message: format!(
+                    "{:?}: 1..=64 letters, digits, `_` or `-` (it is a key segment and a ROS 2 namespace)",
+                    bus.robot
+                ),
+            });
+        }
+        for (k, ep) in bus.listen.iter().chain(&bus.connect).enumerate() {
+            if !valid_endpoint(ep) {
+                bus_errs.push(ConfigError {
+                    path: if k < bus.listen.len() {
+                        format!("bus.listen[{k}]")
+                    } else {
+                        format!("bus.connect[{}]", k - bus.listen.len())
+                    },
+                    message: format!(
+                        "{ep:?} is not a zenoh endpoint (`tcp/HOST:PORT` or `tls/HOST:PORT`)"
+                    ),
+                });
+            }
+        }
         let sources = self.teleop.resolved_sources();
         for (name, src) in &sources {
             range(
@@ -660,6 +822,7 @@ impl Config {
                 10000.0,
             );
         }
+        errs.extend(bus_errs);
         if sources.is_empty() {
             errs.push(ConfigError {
                 path: "teleop.sources".into(),

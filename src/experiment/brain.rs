@@ -224,6 +224,7 @@ impl IntegratorBrain {
             instructions: inbox,
             audio: Some(Box::new(SilentMicrophone::default())),
             body: Some(Box::new(body_state.clone())),
+            remote: Vec::new(),
         };
         let brain = crate::brain::build(config, params, Default::default(), sources)?;
         let region_names = brain.region_names();
