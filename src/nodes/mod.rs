@@ -94,10 +94,25 @@ pub fn bus_options(cfg: &Config, args: &NetArgs) -> Result<ZenohOptions> {
             })
         }
     };
+    let listen = pick(&args.listen, &b.listen);
+    let connect = pick(&args.connect, &b.connect);
+    // Across hosts the bus is authenticated: only loopback use may stay open.
+    if auth.is_none() {
+        if let Some(ep) = listen
+            .iter()
+            .chain(&connect)
+            .find(|ep| !loopback_endpoint(ep))
+        {
+            bail!("{ep}: the bus beyond this machine needs [bus.auth] (user/password and the operators list; see the README's \"Across machines\")");
+        }
+        if b.multicast {
+            bail!("[bus].multicast = true reaches other machines: it needs [bus.auth]");
+        }
+    }
     Ok(ZenohOptions {
         robot: b.robot.clone(),
-        listen: pick(&args.listen, &b.listen),
-        connect: pick(&args.connect, &b.connect),
+        listen,
+        connect,
         multicast: b.multicast,
         ros_compat: b.ros_compat || args.ros_compat,
         domain_id: b.domain_id,
@@ -109,6 +124,13 @@ pub fn bus_options(cfg: &Config, args: &NetArgs) -> Result<ZenohOptions> {
             listen_private_key: t.listen_private_key.clone(),
         }),
     })
+}
+
+/// Whether `ep` only reaches this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
+pub fn loopback_endpoint(ep: &str) -> bool {
+    let addr = ep.split_once('/').map(|x| x.1).unwrap_or(ep);
+    let host = addr.rsplit_once(':').map(|x| x.0).unwrap_or(addr);
+    host.starts_with("127.") || host == "localhost" || host == "[::1]"
 }
 
 // ------------------------------------------------------------------ a region's node
@@ -654,6 +676,24 @@ mod tests {
             .args
             .windows(2)
             .any(|w| w == ["--instruction", "go to the red ball"]));
+    }
+
+    #[test]
+    fn beyond_loopback_the_bus_needs_authentication() {
+        let cfg = Config::default();
+        let net = |ep: &str| NetArgs {
+            listen: vec![ep.into()],
+            ..Default::default()
+        };
+        assert!(bus_options(&cfg, &net("tcp/127.0.0.1:7447")).is_ok());
+        assert!(bus_options(&cfg, &net("tcp/localhost:7447")).is_ok());
+        let err = bus_options(&cfg, &net("tcp/0.0.0.0:7447"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[bus.auth]"), "{err}");
+        let mut multi = cfg.clone();
+        multi.bus.multicast = true;
+        assert!(bus_options(&multi, &NetArgs::default()).is_err());
     }
 
     #[test]
