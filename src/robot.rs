@@ -492,11 +492,28 @@ pub fn run_with(
     let mut drowsiness_max = 0.0f64;
     let mut last_log = 0u64;
     let mut last_pub = 0u64;
+    let mut last_health = 0u64;
+    let mut window = HealthWindow::new(&cfg);
+    let mut health_pub = match &net {
+        Some(n) => Some(
+            n.publisher(&crate::bus::zenoh::net_topics::HEALTH)
+                .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?,
+        ),
+        None => None,
+    };
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));
         while let Some(r) = ring.pop() {
             drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
+            window.push(&r);
             last = r;
+        }
+        if let (Some(n), Some(p)) = (&net, health_pub.as_mut()) {
+            let now = monotonic_ns();
+            if now.saturating_sub(last_health) >= 100_000_000 {
+                last_health = now;
+                p.put(&window.message(&last, &region_names, n, now).to_cdr());
+            }
         }
         // Body state at 100 Hz for a proprioception region in another process.
         if net.is_some() {
@@ -560,6 +577,137 @@ pub fn run_with(
         realtime: outcome.status.fifo_priority.is_some(),
         bus: net_sources,
     })
+}
+
+/// The loop's health over the last second of tick records, as `brainloop_msgs/LoopHealth`
+/// (published at 10 Hz on the bus by the integrator's process, off its thread).
+struct HealthWindow {
+    lateness: crate::integrator::health::LatencyHistogram,
+    compute: crate::integrator::health::LatencyHistogram,
+    window: std::collections::VecDeque<(u64, u64, u64)>,
+    ticks: u64,
+    missed: u64,
+    sleeps: u32,
+    was_sleeping: bool,
+    period_us: f64,
+    rates: [f64; crate::msg::RegionId::COUNT],
+}
+
+impl HealthWindow {
+    fn new(cfg: &Config) -> Self {
+        let mut rates = [0.0; crate::msg::RegionId::COUNT];
+        for id in crate::msg::RegionId::ALL {
+            rates[id.index()] = cfg.regions.get(id.name()).map_or(0.0, |r| r.rate_hz);
+        }
+        Self {
+            lateness: Default::default(),
+            compute: Default::default(),
+            window: Default::default(),
+            ticks: 0,
+            missed: 0,
+            sleeps: 0,
+            was_sleeping: false,
+            period_us: cfg.tick_period_ns() as f64 * 1e-3,
+            rates,
+        }
+    }
+
+    fn push(&mut self, r: &TickRecord) {
+        self.ticks += 1;
+        self.missed += r.missed;
+        if r.sleeping && !self.was_sleeping {
+            self.sleeps += 1;
+        }
+        self.was_sleeping = r.sleeping;
+        self.window
+            .push_back((r.now_ns, r.lateness_ns, r.compute_ns));
+        while self
+            .window
+            .front()
+            .is_some_and(|w| r.now_ns.saturating_sub(w.0) > 1_000_000_000)
+        {
+            self.window.pop_front();
+        }
+    }
+
+    fn message(
+        &mut self,
+        last: &TickRecord,
+        regions: &[&'static str],
+        net: &crate::bus::zenoh::ZenohBus,
+        now_ns: u64,
+    ) -> crate::bus::wire::LoopHealthMsg {
+        use crate::bus::wire::{Header, LoopHealthMsg, RegionFreshnessMsg};
+        self.lateness.reset();
+        self.compute.reset();
+        for &(_, l, c) in &self.window {
+            self.lateness.record(l);
+            self.compute.record(c);
+        }
+        let (lp, cp) = (
+            self.lateness.percentiles_us(),
+            self.compute.percentiles_us(),
+        );
+        let span_s = match (self.window.front(), self.window.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (b.0 - a.0) as f64 * 1e-9,
+            _ => 0.0,
+        };
+        let rate_hz = if span_s > 0.0 {
+            (self.window.len() - 1) as f64 / span_s
+        } else {
+            0.0
+        };
+        let sources = net.sources();
+        let regions = crate::msg::RegionId::ALL
+            .into_iter()
+            .filter(|id| regions.contains(&id.name()))
+            .map(|id| {
+                let key = net.keys().embedding(id);
+                let s = sources
+                    .iter()
+                    .find(|s| s.0 == key)
+                    .map(|s| s.1)
+                    .unwrap_or_default();
+                RegionFreshnessMsg {
+                    region: id.name().into(),
+                    fresh: last.stale_mask & (1 << id.index()) == 0,
+                    age_ms: if s.last_ns > 0 {
+                        now_ns.saturating_sub(s.last_ns) as f64 * 1e-6
+                    } else {
+                        0.0
+                    },
+                    rate_hz: self.rates[id.index()],
+                    latency_ms: s.last_delay_ns as f64 * 1e-6,
+                    received: s.received,
+                    gaps: s.gaps,
+                    rejected: s.rejected,
+                    restarts: s.rejoins as u32,
+                }
+            })
+            .collect();
+        LoopHealthMsg {
+            header: Header {
+                stamp_sec: (now_ns / 1_000_000_000) as i32,
+                stamp_nanosec: (now_ns % 1_000_000_000) as u32,
+                frame_id: "integrator".into(),
+            },
+            schema_version: 1,
+            rate_hz,
+            period_us: self.period_us,
+            jitter_p50_us: lp.p50,
+            jitter_p99_us: lp.p99,
+            jitter_max_us: lp.max,
+            compute_p99_us: cp.p99,
+            ticks: self.ticks,
+            missed: self.missed,
+            drowsiness: last.drowsiness,
+            speed_scale: last.speed_scale,
+            shed_level: last.shed_level.min(255) as u8,
+            sleeps: self.sleeps,
+            mode: format!("{:?}", last.mode).to_lowercase(),
+            regions,
+        }
+    }
 }
 
 /// Join the zenoh bus as the integrator's node: remote regions' embeddings into their slots,

@@ -80,3 +80,82 @@ impl EmbeddingMsg {
         }
     }
 }
+
+/// `std_msgs/Header`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Header {
+    /// Seconds.
+    pub stamp_sec: i32,
+    /// Nanoseconds.
+    pub stamp_nanosec: u32,
+    /// Frame.
+    pub frame_id: String,
+}
+/// Region freshness.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RegionFreshnessMsg {
+    /// Region.
+    pub region: String,
+    /// Fresh.
+    pub fresh: bool,
+    /// Age.
+    pub age_ms: f64,
+    /// Rate.
+    pub rate_hz: f64,
+    /// Latency.
+    pub latency_ms: f64,
+    /// Received.
+    pub received: u64,
+    /// Gaps.
+    pub gaps: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Restarts.
+    pub restarts: u32,
+}
+/// Loop health.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoopHealthMsg {
+    /// Header.
+    pub header: Header,
+    /// Version.
+    pub schema_version: u16,
+    /// Rate.
+    pub rate_hz: f64,
+    /// Period.
+    pub period_us: f64,
+    /// Jitter.
+    pub jitter_p50_us: f64,
+    /// Jitter.
+    pub jitter_p99_us: f64,
+    /// Jitter.
+    pub jitter_max_us: f64,
+    /// Compute.
+    pub compute_p99_us: f64,
+    /// Ticks.
+    pub ticks: u64,
+    /// Missed.
+    pub missed: u64,
+    /// Drowsiness.
+    pub drowsiness: f32,
+    /// Speed scale.
+    pub speed_scale: f32,
+    /// Shed level.
+    pub shed_level: u8,
+    /// Sleeps.
+    pub sleeps: u32,
+    /// Mode.
+    pub mode: String,
+    /// Regions.
+    pub regions: Vec<RegionFreshnessMsg>,
+}
+impl LoopHealthMsg {
+    /// Encode.
+    pub fn to_cdr(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    /// Decode.
+    pub fn from_cdr(b: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(b).map_err(|e| e.to_string())
+    }
+}

@@ -259,8 +259,12 @@ pub fn run_region_node(
             sources.body = Some(Box::new(BusBodyState { sub, last: None }));
         }
     }
+    // Load shedding follows the integrator's drowsiness, from its health on the bus (until
+    // the first health message arrives, the region sheds nothing).
+    let shed = ShedLevel::new();
+    let health = health_subscriber(&net, shed.clone()).map_err(e)?;
     let robot = RobotParams::load_default();
-    let region = crate::brain::build_region(&cfg, id, &robot, sources, ShedLevel::new())
+    let region = crate::brain::build_region(&cfg, id, &robot, sources, shed)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut publisher = net.embedding_publisher(id).map_err(e)?;
     let key = publisher.key().to_string();
@@ -285,6 +289,7 @@ pub fn run_region_node(
         status.published.load(Ordering::Relaxed),
     );
     let _ = handle.stop();
+    drop(health);
     if let Some(f) = forwarder {
         let _ = f.join();
     }
@@ -296,6 +301,24 @@ pub fn run_region_node(
         inferences,
         wall_s: (monotonic_ns() - t0) as f64 * 1e-9,
     })
+}
+
+/// Follow the integrator's health: its shed level drives this region's load shedding.
+fn health_subscriber(
+    net: &ZenohBus,
+    shed: ShedLevel,
+) -> Result<zenoh::pubsub::Subscriber<()>, crate::bus::zenoh::ZenohError> {
+    use zenoh::Wait;
+    let key = net.keys().key(&nt::HEALTH);
+    net.session()
+        .declare_subscriber(key)
+        .callback(move |sample| {
+            if let Ok(h) = crate::bus::wire::LoopHealthMsg::from_cdr(&sample.payload().to_bytes()) {
+                shed.set(u32::from(h.shed_level));
+            }
+        })
+        .wait()
+        .map_err(|e| crate::bus::zenoh::ZenohError::Zenoh(e.to_string()))
 }
 
 // ------------------------------------------------------------------ the supervisor
