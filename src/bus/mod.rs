@@ -19,8 +19,10 @@
 pub mod cdr;
 #[cfg(feature = "dds")]
 pub mod dds;
+pub mod rmw_zenoh;
 pub mod ros_map;
 pub mod slots;
+pub mod wire;
 
 use crate::msg::TeleopCommand;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
