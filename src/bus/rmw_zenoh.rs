@@ -632,7 +632,8 @@ pub enum TokenError {
 
 impl LivelinessToken {
     /// A node's token: `node_id` is the node's id in its context; `enclave` `/` unless SROS
-    /// sets one; `namespace` `/` at the root.
+    /// sets one; `namespace` `/` at the root. An empty enclave or namespace is taken as `/`
+    /// (rcl never passes one; rmw_zenoh would cut the key short at an empty chunk).
     pub fn node(
         domain_id: u32,
         zid: &str,
@@ -647,8 +648,8 @@ impl LivelinessToken {
             node_id,
             entity_id: node_id,
             kind: EntityKind::Node,
-            enclave: enclave.to_string(),
-            namespace: namespace.to_string(),
+            enclave: if enclave.is_empty() { "/" } else { enclave }.to_string(),
+            namespace: if namespace.is_empty() { "/" } else { namespace }.to_string(),
             node_name: node_name.to_string(),
             topic: None,
         }
@@ -928,6 +929,8 @@ mod tests {
 
     #[test]
     fn namespaces_and_enclaves_are_mangled() {
+        let root = LivelinessToken::node(0, "abc", 0, "", "", "brain");
+        assert_eq!(root.keyexpr(), "@ros2_lv/0/abc/0/0/NN/%/%/brain");
         let n = LivelinessToken::node(0, "abc", 3, "/sros/brain", "/robot1", "brain");
         assert_eq!(
             n.keyexpr(),

@@ -153,9 +153,6 @@ impl From<CdrError> for WireError {
                 len,
                 max,
             },
-            // CdrError is non_exhaustive; anything new is a malformed buffer.
-            #[allow(unreachable_patterns)]
-            _ => WireError::Truncated,
         }
     }
 }
