@@ -133,7 +133,8 @@ fn strip_slashes(name: &str) -> &str {
     s.strip_suffix('/').unwrap_or(s)
 }
 
-/// The key expression of a topic's samples: `0/cmd_vel/geometry_msgs::msg::dds_::Twist_/RIHS01_…`.
+/// The key expression of a topic's samples,
+/// `0/cmd_vel/geometry_msgs::msg::dds_::Twist_/RIHS01_…`.
 /// `topic` is the fully qualified ROS name (`/robot1/chatter` keeps its inner `/`: namespaces
 /// become key levels).
 pub fn topic_keyexpr(domain_id: u32, topic: &str, dds_type: &str, type_hash: &str) -> String {

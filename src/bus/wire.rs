@@ -5,10 +5,11 @@
 //! [`super::cdr`]. Checked byte for byte against an independent encoder (rosbags:
 //! `scripts/ros2/gen_msg_fixtures.py` and `tests/wire.rs`).
 //!
-//! Pure: no transport. A region process encodes its embedding with [`EmbeddingMsg::encode_ref_into`]
-//! (straight from the [`EmbeddingRef`] it would give a slot, into a reused buffer); the
-//! integrator's side decodes with [`EmbeddingMsg::decode_into`] (reusing the message's vectors)
-//! and hands [`EmbeddingMsg::embedding_ref`] to its slot, which borrows the decoded vectors.
+//! Pure: no transport. A region process encodes its embedding with
+//! [`EmbeddingMsg::encode_ref_into`] (straight from the [`EmbeddingRef`] it would give a slot,
+//! into a reused buffer); the integrator's side decodes with [`EmbeddingMsg::decode_into`]
+//! (reusing the message's vectors) and hands [`EmbeddingMsg::embedding_ref`] to its slot, which
+//! borrows the decoded vectors.
 //!
 //! Decoding is safe on hostile input: it never panics, and a length prefix is checked against
 //! its limit ([`WireError::TooLong`]) and against the bytes left ([`WireError::Truncated`])
