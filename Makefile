@@ -27,11 +27,14 @@ clippy: bootstrap
 cargo-test: bootstrap
 	$(CARGO) test --release
 
-# ROS 2 without ROS 2: launch files name real things; CDR bytes still match rosbags' encoder.
+# ROS 2 without ROS 2: launch files name real things; CDR bytes still match rosbags' encoder, and
+# so do brainloop_msgs' bytes, type hashes and rmw_zenoh attachments (tests/wire.rs).
 check-ros2: bootstrap
 	$(PY) scripts/ros2/check_launch.py
 	$(PY) scripts/ros2/gen_cdr_fixtures.py /tmp/brainloop-cdr-$$$$.json && \
 	  diff -q /tmp/brainloop-cdr-$$$$.json tests/fixtures/cdr/cases.json && rm -f /tmp/brainloop-cdr-$$$$.json
+	$(PY) scripts/ros2/gen_msg_fixtures.py /tmp/brainloop-wire-$$$$.json && \
+	  diff -q /tmp/brainloop-wire-$$$$.json tests/fixtures/wire/cases.json && rm -f /tmp/brainloop-wire-$$$$.json
 
 # Optional features, built together in one extra graph: `dds` (ROS 2 over DDS without a ROS 2
 # installation) and `camera` (OpenCV VideoCapture). Lints both, unit-tests the bridge and the

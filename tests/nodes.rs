@@ -83,7 +83,7 @@ fn a_killed_region_is_restarted_and_back_on_the_bus_within_3_s() {
         monotonic_ns,
     )
     .unwrap();
-    let seen: Arc<Mutex<Vec<(u64, [u8; 16])>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(u64, brainloop::bus::rmw_zenoh::Gid)>>> = Arc::default();
     let s2 = seen.clone();
     let _sub = watcher
         .session()

@@ -100,7 +100,7 @@ fn embeddings_reach_the_slot_and_bad_samples_are_counted_never_fused() {
         Attachment {
             sequence_number: seq,
             source_timestamp: monotonic_ns() as i64,
-            gid: [9; 16],
+            gid: brainloop::bus::rmw_zenoh::Gid([9; 16]),
         }
         .encode()
         .to_vec()
@@ -141,9 +141,10 @@ fn embeddings_reach_the_slot_and_bad_samples_are_counted_never_fused() {
     raw.put(good.clone()).wait().unwrap();
     // 2. garbage
     raw.put(vec![0xff; 64]).attachment(att(1)).wait().unwrap();
-    // 3. a huge length prefix
+    // 3. a huge length prefix (the header's frame_id: after the 4-byte encapsulation and the
+    // stamp's 8 bytes)
     let mut huge = good.clone();
-    huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     raw.put(huge).attachment(att(2)).wait().unwrap();
     // 4. wrong dimensions (the slot refuses)
     raw.put(encode(&[1.0; 3], "language"))

@@ -38,7 +38,7 @@
 //! never fused and never panics.
 
 use super::cdr::{RosFloat32, RosMessage, RosString};
-use super::rmw_zenoh::{self, Attachment, Gid};
+use super::rmw_zenoh::{self, Attachment, Gid, LivelinessToken, Qos};
 use super::slots::{EmbeddingRef, SlotWriter};
 use super::wire::EmbeddingMsg;
 use super::{Bus, LocalBus, Message, Topic};
@@ -413,7 +413,7 @@ pub struct SourceStats {
     pub rejoins: AtomicU64,
     /// Receive time of the last accepted sample, monotonic ns (0: none yet).
     pub last_ns: AtomicU64,
-    /// Pub-to-sub latency of the last accepted embedding, ns (one host's monotonic clock).
+    /// Pub-to-sub latency of the last accepted embedding, ns (wall clock: exact on one host).
     pub last_delay_ns: AtomicU64,
 }
 
@@ -477,12 +477,14 @@ impl SequenceCheck {
         }
     }
 
-    /// Check one sample's attachment received at `now_ns`; on acceptance, counts gaps into
-    /// `stats` and returns the estimated pub-to-sub delay beyond the fastest one, ns.
+    /// Check one sample's attachment received at wall-clock time `wall_now_ns` (the clock of
+    /// the attachment's source timestamp; the two clocks need not agree, only their offset
+    /// must not grow); on acceptance, counts gaps into `stats` and returns the estimated
+    /// pub-to-sub delay beyond the fastest one, ns.
     pub fn accept(
         &mut self,
         att: &Attachment,
-        now_ns: u64,
+        wall_now_ns: i64,
         stats: &SourceStats,
     ) -> Result<u64, Rejection> {
         if self.gid != Some(att.gid) {
@@ -497,7 +499,7 @@ impl SequenceCheck {
             stats.replayed.fetch_add(1, Ordering::Relaxed);
             return Err(Rejection::Replayed(att.sequence_number));
         }
-        let offset = now_ns as i128 - att.source_timestamp as i128;
+        let offset = wall_now_ns as i128 - att.source_timestamp as i128;
         self.min_offset = self.min_offset.min(offset);
         let delay = (offset - self.min_offset).max(0) as u64;
         if delay > self.max_delay_ns {
@@ -663,13 +665,7 @@ impl ZenohBus {
             let token = bus
                 .session
                 .liveliness()
-                .declare_token(rmw_zenoh::node_token(
-                    opts.domain_id,
-                    &bus.session.zid().to_string(),
-                    0,
-                    &format!("/{}", opts.robot),
-                    &node.replace('-', "_"),
-                ))
+                .declare_token(bus.node_token().keyexpr())
                 .wait()
                 .map_err(zerr)?;
             bus.hold(token);
@@ -709,7 +705,20 @@ impl ZenohBus {
     }
 
     fn next_gid(&self, n: u64) -> Gid {
-        rmw_zenoh::gid_from_seed(self.gid_seed.wrapping_add(n.wrapping_mul(0x9e37_79b9)))
+        Gid::from_seed(self.gid_seed.wrapping_add(n.wrapping_mul(0x9e37_79b9)))
+    }
+
+    /// This process's rmw_zenoh node, at the root namespace, named `brainloop_<node>` so that
+    /// `ros2 node list` tells the brain's processes apart.
+    fn node_token(&self) -> LivelinessToken {
+        LivelinessToken::node(
+            self.opts.domain_id,
+            &self.session.zid().to_string(),
+            0,
+            "/",
+            "/",
+            &format!("brainloop_{}", self.node.replace('-', "_")),
+        )
     }
 
     /// Liveliness tokens of a publisher / subscriber on a ROS-typed topic (`ros_compat`).
@@ -717,23 +726,20 @@ impl ZenohBus {
         let (Some((topic, ty)), true) = (t.ros, self.opts.ros_compat) else {
             return Ok(());
         };
-        let Some(key) = rmw_zenoh::entity_token(
-            self.opts.domain_id,
-            &self.session.zid().to_string(),
-            0,
-            id,
-            publisher,
-            &format!("/{}", self.opts.robot),
-            &self.node.replace('-', "_"),
-            topic,
-            ty,
-        ) else {
+        let node = self.node_token();
+        let qos = Qos::keep_last(10);
+        let token = if publisher {
+            LivelinessToken::publisher(&node, id, topic, ty, qos)
+        } else {
+            LivelinessToken::subscription(&node, id, topic, ty, qos)
+        };
+        let Some(token) = token else {
             return Ok(());
         };
         let token = self
             .session
             .liveliness()
-            .declare_token(key)
+            .declare_token(token.keyexpr())
             .wait()
             .map_err(zerr)?;
         self.hold(token);
@@ -758,7 +764,6 @@ impl ZenohBus {
             key,
             gid: self.next_gid(n),
             seq: 0,
-            clock: self.clock,
         })
     }
 
@@ -828,7 +833,7 @@ impl ZenohBus {
                     let c = checks
                         .entry(att.gid)
                         .or_insert_with(|| SequenceCheck::new(max_delay));
-                    c.accept(&att, now, &st)?;
+                    c.accept(&att, wall_ns(), &st)?;
                     m.received(now);
                     Ok::<T, Rejection>(m)
                 })();
@@ -883,14 +888,15 @@ impl ZenohBus {
                     if msg.region != region.name() {
                         return Err(Rejection::WrongRegion(msg.region.clone()));
                     }
+                    let wall = wall_ns();
                     check
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .accept(&att, now, &st)?;
-                    // Pub-to-sub latency on one host's monotonic clock (meaningless across
-                    // hosts, where only the delay beyond the fastest sample is checked).
-                    let latency = now.saturating_sub(att.source_timestamp.max(0) as u64);
-                    let mut e: EmbeddingRef<'_> = msg.as_ref();
+                        .accept(&att, wall, &st)?;
+                    // Pub-to-sub latency on the wall clock (exact on one host; across hosts
+                    // as good as their clock sync, where only the delay check matters).
+                    let latency = wall.saturating_sub(att.source_timestamp).max(0) as u64;
+                    let mut e: EmbeddingRef<'_> = msg.embedding_ref();
                     e.stamp_ns = now;
                     writer
                         .lock()
@@ -936,6 +942,14 @@ impl Drop for ZenohBus {
     }
 }
 
+/// Wall-clock time, ns since the Unix epoch: what rmw_zenoh puts in the attachment's source
+/// timestamp. Used only for the attachment and the delay checks, never for staleness.
+pub fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 fn attachment(sample: &zenoh::sample::Sample) -> Result<Attachment, Rejection> {
     let a = sample.attachment().ok_or(Rejection::Attachment)?;
     Attachment::decode(&a.to_bytes()).map_err(|_| Rejection::Attachment)
@@ -955,7 +969,6 @@ pub struct NetPublisher {
     key: String,
     gid: Gid,
     seq: i64,
-    clock: fn() -> u64,
 }
 
 impl std::fmt::Debug for NetPublisher {
@@ -972,7 +985,7 @@ impl NetPublisher {
         self.seq += 1;
         let att = Attachment {
             sequence_number: self.seq,
-            source_timestamp: (self.clock)() as i64,
+            source_timestamp: wall_ns(),
             gid: self.gid,
         };
         self.publisher
@@ -1015,7 +1028,7 @@ mod tests {
         Attachment {
             sequence_number: seq,
             source_timestamp: ts,
-            gid: [g; 16],
+            gid: Gid([g; 16]),
         }
     }
 
