@@ -122,6 +122,12 @@ impl Writer {
         }
         self
     }
+    /// Write a `uint8[]` (length prefix, then the bytes).
+    pub fn u8_seq(&mut self, v: &[u8]) -> &mut Self {
+        self.seq_len(v.len());
+        self.buf.extend_from_slice(v);
+        self
+    }
     /// Write a `uint32[]` (length prefix, then the values in one pass).
     pub fn u32_seq(&mut self, v: &[u32]) -> &mut Self {
         self.seq_len(v.len());
@@ -259,6 +265,14 @@ impl<'a> Reader<'a> {
             b.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         );
+        Ok(())
+    }
+    /// Read a `uint8[]` of at most `max` bytes into `out` (cleared first, capacity reused).
+    pub fn u8_seq_into(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), CdrError> {
+        let n = self.seq_len(1, max)?;
+        let b = self.take(1, n)?;
+        out.clear();
+        out.extend_from_slice(b);
         Ok(())
     }
     /// Read a `uint32[]` of at most `max` values into `out` (cleared first, capacity reused).

@@ -174,6 +174,8 @@ pub mod topics {
     pub const TELEOP_REMOTE: Topic<TeleopCommand> = Topic::new("/teleop/remote");
     /// Body state from the link or simulator.
     pub const BODY_STATE: Topic<BodyState> = Topic::new("/body/state");
+    /// Wheel setpoints for a body in another process.
+    pub const WHEELS: Topic<WheelSpeeds> = Topic::new("/body/wheels");
     /// Validated velocity commands sent to the body.
     pub const CMD_VEL: Topic<Twist> = Topic::new("/cmd_vel");
     /// The integrator's drowsiness, 0..=1.

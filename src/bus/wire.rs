@@ -1116,3 +1116,93 @@ mod tests {
         }
     }
 }
+
+// ------------------------------------------------------------------ sensor_msgs/Image
+
+/// Largest image side accepted, px.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// `sensor_msgs/msg/Image`, as the simulated body's camera publishes it (`rgb8`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageMsg {
+    /// Capture time and the camera frame.
+    pub header: Header,
+    /// Rows, px.
+    pub height: u32,
+    /// Columns, px.
+    pub width: u32,
+    /// Pixel encoding; only `rgb8` is accepted.
+    pub encoding: String,
+    /// Big-endian data (irrelevant for 8-bit channels).
+    pub is_bigendian: u8,
+    /// Bytes per row.
+    pub step: u32,
+    /// `height * step` bytes.
+    pub data: Vec<u8>,
+}
+
+impl ImageMsg {
+    /// ROS 2 type name.
+    pub const TYPE_NAME: &'static str = "sensor_msgs/msg/Image";
+    /// DDS type name.
+    pub const DDS_TYPE_NAME: &'static str = "sensor_msgs::msg::dds_::Image_";
+
+    /// Encode into `out` (cleared first; its capacity is reused).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::with_buffer(std::mem::take(out));
+        self.header.write(&mut w);
+        w.u32(self.height)
+            .u32(self.width)
+            .string(&self.encoding)
+            .u8(self.is_bigendian)
+            .u32(self.step)
+            .u8_seq(&self.data);
+        *out = w.finish();
+    }
+
+    /// Decode and check: `rgb8`, sides within [`MAX_IMAGE_SIDE`], `step == 3 * width` and
+    /// `height * step` bytes of data.
+    pub fn from_cdr(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes)?;
+        let mut m = Self::default();
+        m.header.read_into(&mut r)?;
+        m.header.check_stamp()?;
+        m.height = r.u32()?;
+        m.width = r.u32()?;
+        r.string_into(&mut m.encoding, MAX_NAME_BYTES)
+            .map_err(WireError::at("encoding"))?;
+        m.is_bigendian = r.u8()?;
+        m.step = r.u32()?;
+        if m.width == 0 || m.height == 0 || m.width > MAX_IMAGE_SIDE || m.height > MAX_IMAGE_SIDE {
+            return Err(WireError::TooLong {
+                field: "width/height",
+                len: m.width.max(m.height) as usize,
+                max: MAX_IMAGE_SIDE as usize,
+            });
+        }
+        if m.encoding != "rgb8" || m.step != 3 * m.width {
+            return Err(WireError::ShapeMismatch {
+                product: 3 * m.width as u64,
+                len: m.step as usize,
+            });
+        }
+        let want = m.height as usize * m.step as usize;
+        r.u8_seq_into(&mut m.data, want)
+            .map_err(WireError::at("data"))?;
+        if m.data.len() != want {
+            return Err(WireError::ShapeMismatch {
+                product: want as u64,
+                len: m.data.len(),
+            });
+        }
+        check_trailing(&r)?;
+        Ok(m)
+    }
+
+    /// Encode into a new buffer.
+    pub fn to_cdr(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+}

@@ -42,7 +42,7 @@ use super::rmw_zenoh::{self, Attachment, Gid, LivelinessToken, Qos};
 use super::slots::{EmbeddingRef, SlotWriter};
 use super::wire::EmbeddingMsg;
 use super::{Bus, LocalBus, Message, Topic};
-use crate::msg::{BodyState, Instruction, RegionId, TeleopCommand, Twist};
+use crate::msg::{BodyState, Instruction, RegionId, TeleopCommand, Twist, WheelSpeeds};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -245,8 +245,18 @@ pub mod net_topics {
         key: "teleop/remote",
         ros: None,
     };
+    /// Wheel setpoints to a body in another process (the simulated body's node).
+    pub const WHEELS: NetTopic = NetTopic {
+        key: "body/wheels",
+        ros: None,
+    };
+    /// Camera frames of the simulated body (`sensor_msgs/msg/Image`, rgb8).
+    pub const CAMERA: NetTopic = NetTopic {
+        key: "camera/image",
+        ros: Some(("/brainloop/camera/image_raw", "sensor_msgs/msg/Image")),
+    };
     /// Keys only operators may publish on (the access-control list denies them to others).
-    pub const PROTECTED: [&str; 2] = ["teleop/**", "instruction"];
+    pub const PROTECTED: [&str; 3] = ["teleop/**", "instruction", "body/wheels"];
 }
 
 // ------------------------------------------------------------------ payloads
@@ -370,6 +380,19 @@ impl Wire for TeleopCommand {
             }
         }
         Ok(c)
+    }
+}
+
+impl Wire for WheelSpeeds {
+    fn encode(&self, out: &mut Vec<u8>) {
+        json(self, out)
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
+        let w: WheelSpeeds = from_json(bytes)?;
+        if !(w.left.is_finite() && w.right.is_finite()) {
+            return Err(Rejection::Payload("non-finite wheel speeds".into()));
+        }
+        Ok(w)
     }
 }
 
@@ -813,9 +836,23 @@ impl ZenohBus {
         topic: Topic<T>,
         t: NetTopic,
     ) -> Result<Arc<SourceStats>, ZenohError> {
+        let local = local.clone();
+        self.subscribe_with(t, move |m: T| {
+            local.publish(topic, &m);
+        })
+    }
+
+    /// Call `f` with every sample of `t` from the network that decodes and passes the order
+    /// checks (on zenoh's thread: `f` must be quick and must not block); bad samples are dropped
+    /// and counted on the key's [`SourceStats`].
+    pub fn subscribe_with<T: Wire, F: Fn(T) + Send + Sync + 'static>(
+        &self,
+        t: NetTopic,
+        f: F,
+    ) -> Result<Arc<SourceStats>, ZenohError> {
         let key = self.keys.key(&t);
         let stats = self.source(&key);
-        let (local, st, clock) = (local.clone(), stats.clone(), self.clock);
+        let (st, clock) = (stats.clone(), self.clock);
         let checks = Mutex::new(HashMap::<Gid, SequenceCheck>::new());
         let max_delay = self.opts.max_delay_ns;
         let k2 = key.clone();
@@ -830,6 +867,9 @@ impl ZenohBus {
                     let mut m = T::decode(&sample.payload().to_bytes())?;
                     let mut checks = checks.lock().unwrap_or_else(|e| e.into_inner());
                     // Per publisher: several sources may publish on one key (two consoles).
+                    if checks.len() > 64 {
+                        checks.clear();
+                    }
                     let c = checks
                         .entry(att.gid)
                         .or_insert_with(|| SequenceCheck::new(max_delay));
@@ -841,18 +881,14 @@ impl ZenohBus {
                     Ok(m) => {
                         st.received.fetch_add(1, Ordering::Relaxed);
                         st.last_ns.store(now, Ordering::Relaxed);
-                        local.publish(topic, &m);
+                        f(m);
                     }
                     Err(e) => reject(&st, &k2, &e),
                 }
             })
             .wait()
             .map_err(zerr)?;
-        self.declare_entity(
-            &t,
-            false,
-            500 + self.held.lock().map(|h| h.len()).unwrap_or(0) as u64,
-        )?;
+        self.declare_entity(&t, false, 500 + self.held.lock().map(|h| h.len()).unwrap_or(0) as u64)?;
         self.hold(sub);
         Ok(stats)
     }
