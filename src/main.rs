@@ -132,6 +132,13 @@ struct RunCli {
     dds: bool,
     #[command(flatten)]
     net: NetCli,
+    /// (`up --body sim`, `node body`) The scenario the simulated body runs (default 01-red-ball);
+    /// its instruction unless --instruction.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// (`up --body sim`, `node body`) Layout seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 /// How a command joins the zenoh bus.
@@ -261,7 +268,7 @@ fn region_id(name: &str) -> Result<brainloop::msg::RegionId> {
         .find(|r| r.name() == name)
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "{name}: not a node of the graph (vision, language, audition, proprioception, integrator)"
+                "{name}: not a node of the graph (vision, language, audition, proprioception, integrator, body)"
             )
         })
 }
@@ -283,6 +290,18 @@ fn run_node(cli: &NodeCli) -> Result<ExitCode> {
     }
     if !cli.remote.is_empty() {
         anyhow::bail!("--remote is an option of the integrator's node only");
+    }
+    if cli.name == "body" {
+        let opts = brainloop::nodes::body::BodyNodeOptions {
+            config: r.config.clone(),
+            scenario: r.scenario.clone().unwrap_or_else(|| "01-red-ball".into()),
+            seed: r.seed,
+            net: r.net.args(),
+            seconds: r.seconds,
+        };
+        let summary = brainloop::nodes::body::run_sim_body_node(&opts, stop)?;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let opts = brainloop::nodes::RegionNodeOptions {
         config: r.config.clone(),
@@ -310,6 +329,8 @@ fn run_up(r: &RunCli) -> Result<ExitCode> {
         wav: r.wav.clone(),
         seconds: r.seconds,
         net: r.net.args(),
+        scenario: r.scenario.clone(),
+        seed: r.seed,
     };
     let summary = brainloop::nodes::up(&opts, stop)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);

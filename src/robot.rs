@@ -122,6 +122,35 @@ enum RunBody {
         body: Box<KinematicBody>,
         last_ns: u64,
     },
+    /// A body in another process on the bus (`brainloop node body`, the simulated robot).
+    Remote(RemoteBody),
+}
+
+/// A body in another process: setpoints go out through a lock-free queue to a forwarder
+/// thread that publishes them (the tick never touches the network); the latest body state
+/// arrives in a lock-free cell, stamped with its receive time, so a silent body goes stale.
+struct RemoteBody {
+    tx: crossbeam_channel::Sender<WheelSpeeds>,
+    state: Arc<AtomicCell<Option<BodyState>>>,
+}
+
+impl Body for RemoteBody {
+    fn command(&mut self, wheels: WheelSpeeds) -> Result<(), BodyError> {
+        // A full queue drops this setpoint; the next tick's supersedes it anyway.
+        let _ = self.tx.try_send(wheels);
+        Ok(())
+    }
+    fn state(&self) -> BodyState {
+        // None yet: stamp 0, which the integrator treats as stale.
+        self.state.load().unwrap_or_default()
+    }
+    fn estop(&mut self) {
+        let _ = self.tx.try_send(WheelSpeeds::default());
+    }
+    fn clear_estop(&mut self) {}
+    fn name(&self) -> String {
+        "sim (node body, over the bus)".into()
+    }
 }
 
 impl Body for RunBody {
@@ -130,6 +159,7 @@ impl Body for RunBody {
             RunBody::External(b) => b.command(wheels),
             RunBody::Serial(b) => b.command(wheels),
             RunBody::Kinematic { body, .. } => body.command(wheels),
+            RunBody::Remote(b) => b.command(wheels),
         }
     }
     fn state(&self) -> BodyState {
@@ -140,6 +170,7 @@ impl Body for RunBody {
                 stamp_ns: *last_ns,
                 ..body.state()
             },
+            RunBody::Remote(b) => b.state(),
         }
     }
     fn estop(&mut self) {
@@ -147,6 +178,7 @@ impl Body for RunBody {
             RunBody::External(b) => b.estop(),
             RunBody::Serial(b) => b.estop(),
             RunBody::Kinematic { body, .. } => body.estop(),
+            RunBody::Remote(b) => b.estop(),
         }
     }
     fn clear_estop(&mut self) {
@@ -154,6 +186,7 @@ impl Body for RunBody {
             RunBody::External(b) => b.clear_estop(),
             RunBody::Serial(b) => b.clear_estop(),
             RunBody::Kinematic { body, .. } => body.clear_estop(),
+            RunBody::Remote(b) => b.clear_estop(),
         }
     }
     fn name(&self) -> String {
@@ -161,6 +194,7 @@ impl Body for RunBody {
             RunBody::External(b) => b.name(),
             RunBody::Serial(b) => b.name(),
             RunBody::Kinematic { body, .. } => body.name(),
+            RunBody::Remote(b) => b.name(),
         }
     }
 }
@@ -380,8 +414,15 @@ pub fn run_with(
     }
     let kind = opts.body.unwrap_or(cfg.body.kind);
     let robot = RobotParams::load_default();
+    let mut remote_body = None;
     let body = match external_body {
         Some(b) => RunBody::External(b),
+        None if kind == BodyKind::Sim && opts.bus.is_some() => {
+            let (tx, rx) = crossbeam_channel::bounded(8);
+            let state = Arc::new(AtomicCell::new(None));
+            remote_body = Some((rx, state.clone()));
+            RunBody::Remote(RemoteBody { tx, state })
+        }
         None => open_body(&cfg, &robot, kind)?,
     };
     let RunInputs { bus } = inputs;
@@ -424,6 +465,10 @@ pub fn run_with(
             bail!("regions {:?} run in their own processes but this run is not on the bus (give --listen / --connect or [bus] endpoints)", opts.remote)
         }
         None => None,
+    };
+    let body_forwarder = match (&net, remote_body) {
+        (Some(n), Some((rx, state))) => Some(remote_body_link(n, rx, state)?),
+        _ => None,
     };
 
     if let Some(text) = &opts.instruction {
@@ -515,8 +560,9 @@ pub fn run_with(
                 p.put(&window.message(&last, &region_names, n, now).to_cdr());
             }
         }
-        // Body state at 100 Hz for a proprioception region in another process.
-        if net.is_some() {
+        // Body state at 100 Hz for a proprioception region in another process (a remote body
+        // publishes its own).
+        if net.is_some() && body_forwarder.is_none() {
             if let Some(s) = body_cell.0.load() {
                 bus.publish(topics::BODY_STATE, &s);
             }
@@ -561,6 +607,11 @@ pub fn run_with(
         last = r;
     }
     let h = outcome.integrator.health().summary();
+    // Dropping the body closes the setpoint queue: the forwarder sends the zero above, then ends.
+    drop(outcome.body);
+    if let Some((_stop, h)) = body_forwarder {
+        let _ = h.join();
+    }
     let net_sources = net.as_ref().map(|n| n.sources()).unwrap_or_default();
     drop(net);
     Ok(RunSummary {
@@ -708,6 +759,39 @@ impl HealthWindow {
             regions,
         }
     }
+}
+
+/// The bus side of a [`RemoteBody`]: its state from the body's node into the cell, and a
+/// forwarder thread publishing the setpoints the tick queued.
+fn remote_body_link(
+    net: &crate::bus::zenoh::ZenohBus,
+    rx: crossbeam_channel::Receiver<WheelSpeeds>,
+    state: Arc<AtomicCell<Option<BodyState>>>,
+) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+    use crate::bus::zenoh::{net_topics as nt, Wire};
+    let e = |e: crate::bus::zenoh::ZenohError| anyhow::anyhow!("zenoh bus: {e}");
+    net.subscribe_with(nt::BODY_STATE, move |s: BodyState| state.store(Some(s)))
+        .map_err(e)?;
+    let mut p = net.publisher(&nt::WHEELS).map_err(e)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let h = std::thread::Builder::new()
+        .name("wheels-out".into())
+        .spawn(move || {
+            let mut buf = Vec::with_capacity(64);
+            while !st.load(Ordering::Relaxed) {
+                match rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(w) => {
+                        w.encode(&mut buf);
+                        p.put(&buf);
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        })
+        .context("cannot start the wheel forwarder")?;
+    Ok((stop, h))
 }
 
 /// Join the zenoh bus as the integrator's node: remote regions' embeddings into their slots,

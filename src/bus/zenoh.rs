@@ -888,7 +888,11 @@ impl ZenohBus {
             })
             .wait()
             .map_err(zerr)?;
-        self.declare_entity(&t, false, 500 + self.held.lock().map(|h| h.len()).unwrap_or(0) as u64)?;
+        self.declare_entity(
+            &t,
+            false,
+            500 + self.held.lock().map(|h| h.len()).unwrap_or(0) as u64,
+        )?;
         self.hold(sub);
         Ok(stats)
     }

@@ -24,10 +24,12 @@ use crate::bus::{topics, Bus, LocalBus, Subscription};
 use crate::config::{BodyKind, Config};
 use crate::msg::{BodyState, Instruction, RegionId};
 use crate::regions::language::InstructionInbox;
-use crate::regions::sources::{BodyStateSource, ImageFiles, WavFile};
+use crate::regions::sources::{BodyStateSource, Frame, ImageFiles, WavFile};
 use crate::regions::ShedLevel;
 use crate::util::monotonic_ns;
 use anyhow::{bail, Context, Result};
+
+pub mod body;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,6 +186,15 @@ impl BodyStateSource for BusBodyState {
     }
 }
 
+/// The newest camera frame from the bus (taken once).
+struct BusFrames(Arc<std::sync::Mutex<Option<Frame>>>);
+
+impl crate::regions::sources::FrameSource for BusFrames {
+    fn latest(&mut self, _now_ns: u64) -> Option<Frame> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Run one region as its own process until `stop` (or `seconds`).
 pub fn run_region_node(
     opts: &RegionNodeOptions,
@@ -209,11 +220,39 @@ pub fn run_region_node(
     };
     let e = |e: crate::bus::zenoh::ZenohError| anyhow::anyhow!("zenoh bus: {e}");
     let mut forwarder = None;
+    let mut camera_sub = None;
     match id {
+        RegionId::Vision if opts.images.is_empty() => {
+            // The camera of a body in another process (`node body`): its frames from the bus.
+            let latest: Arc<std::sync::Mutex<Option<Frame>>> = Arc::default();
+            let l2 = latest.clone();
+            let key = net.keys().key(&nt::CAMERA);
+            let sub = {
+                use zenoh::Wait;
+                net.session()
+                    .declare_subscriber(key.clone())
+                    .callback(move |sample| {
+                        match crate::bus::wire::ImageMsg::from_cdr(&sample.payload().to_bytes()) {
+                            Ok(m) => {
+                                let f = Frame {
+                                    width: m.width,
+                                    height: m.height,
+                                    stamp_ns: monotonic_ns(),
+                                    data: m.data,
+                                };
+                                *l2.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+                            }
+                            Err(e) => tracing::warn!("dropped a camera frame: {e}"),
+                        }
+                    })
+                    .wait()
+                    .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?
+            };
+            tracing::info!(key = %key, "vision: camera frames from the bus");
+            camera_sub = Some(sub);
+            sources.frames = Some(Box::new(BusFrames(latest)));
+        }
         RegionId::Vision => {
-            if opts.images.is_empty() {
-                bail!("the vision node needs a camera: --images FILE...");
-            }
             let rate = cfg.regions[name].rate_hz;
             sources.frames = Some(Box::new(
                 ImageFiles::open(&opts.images, rate).map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -290,6 +329,7 @@ pub fn run_region_node(
     );
     let _ = handle.stop();
     drop(health);
+    drop(camera_sub);
     if let Some(f) = forwarder {
         let _ = f.join();
     }
@@ -342,6 +382,10 @@ pub struct UpOptions {
     pub seconds: Option<f64>,
     /// How to join the bus.
     pub net: NetArgs,
+    /// (`--body sim`) The scenario the simulated body's node runs.
+    pub scenario: Option<String>,
+    /// (`--body sim`) Its layout seed.
+    pub seed: Option<u64>,
 }
 
 /// One node the supervisor runs.
@@ -387,8 +431,24 @@ fn connect_endpoint(listen: &str) -> String {
 /// process under `up` (and whose input this run has), and the integrator's node with the rest.
 pub fn plan(cfg: &Config, opts: &UpOptions, endpoint: &str) -> Result<Vec<NodeSpec>> {
     let graph = cfg.graph();
+    // With the simulated body, the scenario's instruction unless one is given.
+    let scenario = match (&opts.body, &opts.scenario) {
+        (Some(BodyKind::Sim), s) => {
+            let name = s.clone().unwrap_or_else(|| "01-red-ball".into());
+            Some(
+                crate::sim::scenario::Scenario::find(std::path::Path::new("scenarios"), &name)
+                    .with_context(|| format!("--scenario {name}"))?,
+            )
+        }
+        _ => None,
+    };
+    let instruction = opts
+        .instruction
+        .clone()
+        .or_else(|| scenario.as_ref().map(|s| s.instruction.clone()));
     let mut remote = Vec::new();
     let mut nodes = Vec::new();
+    let sim = opts.body == Some(BodyKind::Sim);
     let common = |name: &str| {
         let mut a = vec![
             "node".to_string(),
@@ -417,6 +477,8 @@ pub fn plan(cfg: &Config, opts: &UpOptions, endpoint: &str) -> Result<Vec<NodeSp
         }
         let mut args = common(name);
         match id {
+            // The simulated body's camera, over the bus.
+            RegionId::Vision if sim => {}
             RegionId::Vision if opts.images.is_empty() => {
                 tracing::warn!("vision: no camera (--images): region off");
                 continue;
@@ -433,7 +495,7 @@ pub fn plan(cfg: &Config, opts: &UpOptions, endpoint: &str) -> Result<Vec<NodeSp
                 Some(w) => args.extend(["--wav".into(), w.display().to_string()]),
             },
             RegionId::Language => {
-                if let Some(t) = &opts.instruction {
+                if let Some(t) = &instruction {
                     args.extend(["--instruction".into(), t.clone()]);
                 }
             }
@@ -445,6 +507,20 @@ pub fn plan(cfg: &Config, opts: &UpOptions, endpoint: &str) -> Result<Vec<NodeSp
             args,
         });
     }
+    if let Some(sc) = &scenario {
+        let mut args = common("body");
+        args.extend(["--scenario".into(), sc.name.clone()]);
+        if let Some(seed) = opts.seed {
+            args.extend(["--seed".into(), seed.to_string()]);
+        }
+        if let Some(s) = opts.seconds {
+            args.extend(["--seconds".into(), s.to_string()]);
+        }
+        nodes.push(NodeSpec {
+            name: "body".into(),
+            args,
+        });
+    }
     let mut args = common("integrator");
     if !remote.is_empty() {
         args.extend(["--remote".into(), remote.join(",")]);
@@ -453,9 +529,7 @@ pub fn plan(cfg: &Config, opts: &UpOptions, endpoint: &str) -> Result<Vec<NodeSp
         let b = match b {
             BodyKind::Serial => "serial",
             BodyKind::Kinematic => "kinematic",
-            BodyKind::Sim => bail!(
-                "--body sim under `up`: use `brainloop sim --realtime`, or --body kinematic|serial"
-            ),
+            BodyKind::Sim => "sim",
         };
         args.extend(["--body".into(), b.into()]);
     }
@@ -463,7 +537,7 @@ pub fn plan(cfg: &Config, opts: &UpOptions, endpoint: &str) -> Result<Vec<NodeSp
         args.extend(["--port".into(), p.clone()]);
     }
     if !remote.contains(&"language") {
-        if let Some(t) = &opts.instruction {
+        if let Some(t) = &instruction {
             args.extend(["--instruction".into(), t.clone()]);
         }
     }
