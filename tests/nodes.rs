@@ -156,3 +156,118 @@ fn a_killed_region_is_restarted_and_back_on_the_bus_within_3_s() {
         assert!(!alive, "node {p} outlived up");
     }
 }
+
+/// `up --body sim`: the simulated robot, vision, language and proprioception each in its own
+/// process. Vision is killed while the robot searches; the integrator's health marks it stale,
+/// it is back and fresh within 3 s, and the robot still reaches the red ball.
+#[test]
+fn up_with_the_simulated_body_reaches_the_goal_through_a_vision_restart() {
+    use brainloop::bus::wire::LoopHealthMsg;
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let up = Up(Command::new(BIN)
+        .args([
+            "up",
+            "--body",
+            "sim",
+            "--scenario",
+            "01-red-ball",
+            "--seconds",
+            "40",
+        ])
+        .args(["--listen", &ep])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let watcher = ZenohBus::open(
+        &ZenohOptions {
+            connect: vec![ep.clone()],
+            ..Default::default()
+        },
+        "test",
+        monotonic_ns,
+    )
+    .unwrap();
+    // (receive time, vision fresh?) from every health message.
+    let health: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
+    let h2 = health.clone();
+    let _sub = watcher
+        .session()
+        .declare_subscriber(
+            watcher
+                .keys()
+                .key(&brainloop::bus::zenoh::net_topics::HEALTH),
+        )
+        .callback(move |s| {
+            if let Ok(m) = LoopHealthMsg::from_cdr(&s.payload().to_bytes()) {
+                if let Some(v) = m.regions.iter().find(|r| r.region == "vision") {
+                    h2.lock().unwrap().push((monotonic_ns(), v.fresh));
+                }
+            }
+        })
+        .wait()
+        .unwrap();
+    let fresh_since = |t: u64| {
+        health
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(at, fresh)| *at > t && *fresh)
+            .map(|x| x.0)
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end && fresh_since(0).is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fresh_since(0).is_some(), "vision never fresh in the health");
+    let kids = children(up.0.id());
+    let (pid, _) = kids
+        .iter()
+        .find(|k| k.1.contains("node vision"))
+        .expect("a vision node")
+        .clone();
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    let killed = monotonic_ns();
+    // Stale, then fresh again.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut stale_at = None;
+    let mut back_at = None;
+    while Instant::now() < end && back_at.is_none() {
+        let h = health.lock().unwrap().clone();
+        stale_at = stale_at.or(h.iter().find(|(t, f)| *t > killed && !*f).map(|x| x.0));
+        if let Some(s) = stale_at {
+            back_at = h.iter().find(|(t, f)| *t > s && *f).map(|x| x.0);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stale_at = stale_at.expect("vision never marked stale after SIGKILL");
+    let back = back_at.expect("vision not fresh again within 10 s") - killed;
+    println!(
+        "vision stale {:.2} s after SIGKILL, fresh again after {:.2} s",
+        (stale_at - killed) as f64 * 1e-9,
+        back as f64 * 1e-9
+    );
+    assert!(back < 3_000_000_000, "fresh again after {back} ns");
+    // The run goes on to its end; the body node's summary says whether the goal was reached.
+    let mut up = up;
+    let end = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < end {
+        if let Ok(Some(_)) = up.0.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = std::fs::read_to_string(out.path()).unwrap();
+    let body = text
+        .lines()
+        .find_map(|l| l.strip_prefix("[body] "))
+        .expect("the body node's summary");
+    let s: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(s["success"], true, "{s}");
+    assert_eq!(s["collisions"], 0, "{s}");
+}
