@@ -466,6 +466,23 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Bus: pub-to-sub latency p50/p99/max and throughput of embeddings (384, 1280 floats) and
+    /// a 224x224x3 frame over the in-process slots and LocalBus, zenoh over TCP loopback (the
+    /// subscriber in a child process) and, built with `--features dds`, DDS.
+    Bus {
+        /// Measured seconds per case (after a 1 s warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Paced publish rate, Hz (absolute deadlines).
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// (internal) Run one side of a networked case, spoken to over stdin / stdout.
+        #[arg(long, hide = true)]
+        peer: Option<String>,
+    },
     /// Sim: lockstep real-time factor of the simulator, from physics alone to the whole brain.
     Sim {
         /// Scenario.
@@ -813,6 +830,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string(&report)?);
                 } else {
                     print!("{}", bench::format_loop_report(&report));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            BenchCmd::Bus {
+                seconds,
+                rate,
+                json,
+                peer,
+            } => {
+                use brainloop::experiment::bus_bench as bench;
+                if let Some(spec) = peer {
+                    bench::run_peer(&spec)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let opts = bench::BusBenchOptions {
+                    seconds,
+                    rate_hz: rate,
+                    ..Default::default()
+                };
+                let report = bench::run(&opts)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", bench::format_report(&report));
                 }
                 Ok(ExitCode::SUCCESS)
             }
