@@ -13,13 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod up_common;
+use up_common::free_port;
 
 fn pair(auth: (Option<Auth>, Option<Auth>)) -> (ZenohBus, ZenohBus) {
     let ep = format!("tcp/127.0.0.1:{}", free_port());

@@ -10,8 +10,11 @@
 //! TCP loopback only, multicast scouting off on both sides: nothing leaves this machine.
 
 use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod up_common;
 use std::time::{Duration, Instant};
+use up_common::{free_port, Up};
 
 const BIN: &str = env!("CARGO_BIN_EXE_brainloop");
 
@@ -21,34 +24,6 @@ fn root() -> &'static str {
 
 fn python() -> std::path::PathBuf {
     std::path::Path::new(root()).join(".cache/venv/bin/python")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Stops `up` (SIGINT) when dropped and waits for it.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGINT);
-        }
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn peer(args: &[&str]) -> Vec<serde_json::Value> {
