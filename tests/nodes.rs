@@ -246,3 +246,80 @@ fn up_with_the_simulated_body_reaches_the_goal_through_a_vision_restart() {
     assert_eq!(s["success"], true, "{s}");
     assert_eq!(s["collisions"], 0, "{s}");
 }
+
+/// The simulated body's node stops the wheels by itself when setpoints stop coming (a killed
+/// integrator): the simulated board's 250 ms watchdog, as the firmware's.
+#[test]
+fn the_body_node_stops_the_wheels_when_setpoints_stop() {
+    use brainloop::bus::zenoh::{net_topics, Wire};
+    use brainloop::msg::{BodyState, WheelSpeeds};
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let brain = ZenohBus::open(
+        &ZenohOptions {
+            listen: vec![ep.clone()],
+            ..Default::default()
+        },
+        "integrator",
+        monotonic_ns,
+    )
+    .unwrap();
+    let body = Up(Command::new(BIN)
+        .args([
+            "node",
+            "body",
+            "--scenario",
+            "01-red-ball",
+            "--seconds",
+            "30",
+        ])
+        .args(["--connect", &ep])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let states: Arc<Mutex<Vec<(u64, BodyState)>>> = Arc::default();
+    let s2 = states.clone();
+    brain
+        .subscribe_with(net_topics::BODY_STATE, move |s: BodyState| {
+            s2.lock().unwrap().push((monotonic_ns(), s))
+        })
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end && states.lock().unwrap().is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !states.lock().unwrap().is_empty(),
+        "no body state from the body node"
+    );
+    let mut wheels = brain.publisher(&net_topics::WHEELS).unwrap();
+    let mut buf = Vec::new();
+    WheelSpeeds {
+        left: 8.0,
+        right: 8.0,
+    }
+    .encode(&mut buf);
+    for _ in 0..100 {
+        wheels.put(&buf);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let last = monotonic_ns();
+    std::thread::sleep(Duration::from_millis(800));
+    let st = states.lock().unwrap().clone();
+    let speed = |s: &BodyState| s.wheel_speed[0].abs().max(s.wheel_speed[1].abs());
+    let driving = st.iter().filter(|(t, _)| *t < last).map(|x| speed(&x.1));
+    assert!(
+        driving.fold(0.0, f64::max) > 5.0,
+        "the setpoints never drove the wheels"
+    );
+    let stopped = st
+        .iter()
+        .find(|(t, s)| *t > last && speed(s) < 0.1)
+        .map(|x| (x.0 - last) as f64 * 1e-9)
+        .expect("the wheels did not stop after the setpoints stopped");
+    println!("wheels stopped {stopped:.2} s after the last setpoint");
+    assert!(stopped < 0.5, "stopped after {stopped:.2} s");
+    drop(body);
+}
