@@ -136,7 +136,27 @@ fn ros2_tools_on_rmw_zenoh_see_the_brain_and_can_instruct_it() {
     assert!(twist["linear"]["x"].as_f64().is_some_and(f64::is_finite));
 
     // The ROS 2 graph: nodes and the /cmd_vel publisher, as rmw_zenoh's graph cache parses them.
-    let tokens = peer(&["liveliness", "--connect", &ep, "--timeout", "3"]);
+    // A fresh peer first reaches only the endpoint's session (peers do not forward for one
+    // another); it meets the brain's other processes through gossip within a few seconds, so
+    // it watches for tokens as they appear, and asks again if the first look was too early.
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        tokens = peer(&[
+            "liveliness",
+            "--connect",
+            &ep,
+            "--timeout",
+            "2",
+            "--seconds",
+            "3",
+        ]);
+        if tokens
+            .iter()
+            .any(|t| t["parsed"]["node_name"] == "brainloop_integrator")
+        {
+            break;
+        }
+    }
     let parsed: Vec<&serde_json::Value> = tokens.iter().map(|t| &t["parsed"]).collect();
     assert!(
         parsed
@@ -163,12 +183,13 @@ fn ros2_tools_on_rmw_zenoh_see_the_brain_and_can_instruct_it() {
         "--json",
         r#"{"data": "find the blue cube"}"#,
         "--count",
-        "5",
+        "10",
         "--rate",
         "5",
         "--attachment",
+        // Time to meet the language node through gossip (see the liveliness check above).
         "--wait",
-        "1.5",
+        "3",
     ]);
     let end = Instant::now() + Duration::from_secs(5);
     let mut seen = false;
