@@ -16,6 +16,15 @@ use zenoh::Wait;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brainloop");
 
+/// A zenoh peer connected to `ep`, as any tool watching the brain would be.
+fn watch(ep: &str) -> ZenohBus {
+    let o = ZenohOptions {
+        connect: vec![ep.to_string()],
+        ..Default::default()
+    };
+    ZenohBus::open(&o, "test", monotonic_ns).unwrap()
+}
+
 #[test]
 fn a_killed_region_is_restarted_and_back_on_the_bus_within_3_s() {
     let ep = format!("tcp/127.0.0.1:{}", free_port());
@@ -29,15 +38,7 @@ fn a_killed_region_is_restarted_and_back_on_the_bus_within_3_s() {
         .spawn()
         .unwrap());
     // Watch the proprioception region's embeddings as any zenoh peer would.
-    let watcher = ZenohBus::open(
-        &ZenohOptions {
-            connect: vec![ep.clone()],
-            ..Default::default()
-        },
-        "test",
-        monotonic_ns,
-    )
-    .unwrap();
+    let watcher = watch(&ep);
     let seen: Arc<Mutex<Vec<(u64, brainloop::bus::rmw_zenoh::Gid)>>> = Arc::default();
     let s2 = seen.clone();
     let _sub = watcher
@@ -137,15 +138,7 @@ fn up_with_the_simulated_body_reaches_the_goal_through_a_vision_restart() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap());
-    let watcher = ZenohBus::open(
-        &ZenohOptions {
-            connect: vec![ep.clone()],
-            ..Default::default()
-        },
-        "test",
-        monotonic_ns,
-    )
-    .unwrap();
+    let watcher = watch(&ep);
     // (receive time, vision fresh?) from every health message.
     let health: Arc<Mutex<Vec<(u64, bool)>>> = Arc::default();
     let h2 = health.clone();

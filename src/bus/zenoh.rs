@@ -552,6 +552,8 @@ pub struct ZenohBus {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     held: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
     sources: Mutex<HashMap<String, Arc<SourceStats>>>,
+    /// The last entity id handed out (publishers and subscriptions; the node is 0).
+    entities: AtomicU64,
 }
 
 impl std::fmt::Debug for ZenohBus {
@@ -675,6 +677,7 @@ impl ZenohBus {
             threads: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
             sources: Mutex::new(HashMap::new()),
+            entities: AtomicU64::new(0),
             session,
         };
         let token = bus
@@ -727,8 +730,10 @@ impl ZenohBus {
         v
     }
 
-    fn next_gid(&self, n: u64) -> Gid {
-        Gid::from_seed(self.gid_seed.wrapping_add(n.wrapping_mul(0x9e37_79b9)))
+    /// A fresh entity id of this session (unique per publisher and subscription, as rmw_zenoh
+    /// requires of the liveliness tokens and GIDs).
+    fn next_entity(&self) -> u64 {
+        self.entities.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// This process's rmw_zenoh node, at the root namespace, named `brainloop_<node>` so that
@@ -771,8 +776,7 @@ impl ZenohBus {
 
     /// A publisher of raw payloads on `t` with the attachment on every sample.
     pub fn publisher(&self, t: &NetTopic) -> Result<NetPublisher, ZenohError> {
-        let n = self.threads.lock().map(|t| t.len()).unwrap_or(0) as u64
-            + self.held.lock().map(|h| h.len()).unwrap_or(0) as u64;
+        let id = self.next_entity();
         let key = self.keys.key(t);
         let publisher = self
             .session
@@ -781,11 +785,11 @@ impl ZenohBus {
             .express(true)
             .wait()
             .map_err(zerr)?;
-        self.declare_entity(t, true, 10 + n)?;
+        self.declare_entity(t, true, id)?;
         Ok(NetPublisher {
             publisher,
             key,
-            gid: self.next_gid(n),
+            gid: Gid::from_seed(self.gid_seed.wrapping_add(id.wrapping_mul(0x9e37_79b9))),
             seq: 0,
         })
     }
@@ -888,11 +892,7 @@ impl ZenohBus {
             })
             .wait()
             .map_err(zerr)?;
-        self.declare_entity(
-            &t,
-            false,
-            500 + self.held.lock().map(|h| h.len()).unwrap_or(0) as u64,
-        )?;
+        self.declare_entity(&t, false, self.next_entity())?;
         self.hold(sub);
         Ok(stats)
     }
@@ -956,7 +956,7 @@ impl ZenohBus {
             })
             .wait()
             .map_err(zerr)?;
-        self.declare_entity(&embedding_topic(region), false, 900 + region.index() as u64)?;
+        self.declare_entity(&embedding_topic(region), false, self.next_entity())?;
         self.hold(sub);
         Ok(stats)
     }
