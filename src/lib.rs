@@ -12,6 +12,7 @@ pub mod body;
 pub mod brain;
 pub mod bus;
 pub mod config;
+pub mod console;
 pub mod experiment;
 pub mod grounding;
 pub mod integrator;

@@ -72,6 +72,11 @@ enum Command {
     /// config places in its own process, and the integrator's node with the body), supervise
     /// them (a node that exits is restarted with backoff), stop them all on Ctrl-C.
     Up(RunCli),
+    /// The teleop override console: attach to a running brain (`run`, `sim --realtime`, `up`
+    /// with a bus endpoint) and watch its loop, regions, body and instruction; drive it while
+    /// a key is held (WASD / arrows, a 300 ms deadman), space = e-stop, r = reset, i =
+    /// instruction, z = sleep, m = mode. `--json` for scripts: health lines out, commands in.
+    Console(ConsoleCli),
     /// Run the brain as a ROS 2 node (r2r; built with `--features ros2` in a sourced ROS 2
     /// environment): instructions, teleop and e-stop from ROS 2 topics.
     #[cfg(feature = "ros2")]
@@ -164,6 +169,88 @@ impl NetCli {
             ros_compat: self.ros_compat,
         }
     }
+}
+
+/// `brainloop console` options.
+#[derive(clap::Args, Clone)]
+struct ConsoleCli {
+    /// Configuration file (the bus, the limits the drive keys scale, the operator key).
+    #[arg(long, default_value = "config/default.toml")]
+    config: PathBuf,
+    /// The brain's zenoh endpoint (repeatable; default `[bus].connect`, else
+    /// tcp/127.0.0.1:7447, where `up` listens).
+    #[arg(long)]
+    connect: Vec<String>,
+    /// The robot's name on the bus (default `[bus].robot`).
+    #[arg(long)]
+    robot: Option<String>,
+    /// Headless: one health object per line on stdout, JSON commands on stdin.
+    #[arg(long)]
+    json: bool,
+    /// Health lines per second in `--json` (1..=100).
+    #[arg(long, default_value_t = 2.0)]
+    rate: f64,
+    /// The operator key file (default: `[teleop].operator_key`, `$BRAINLOOP_OPERATOR_KEY`,
+    /// `~/.config/brainloop/operator.key`). Without it the console watches and can e-stop.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+fn run_console(c: &ConsoleCli) -> Result<ExitCode> {
+    let cfg = Config::load(&c.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !c.rate.is_finite() || !(1.0..=100.0).contains(&c.rate) {
+        anyhow::bail!("--rate {}: expected 1..=100 lines per second", c.rate);
+    }
+    if let Some(s) = c.seconds {
+        if !s.is_finite() || s <= 0.0 {
+            anyhow::bail!("--seconds {s}: expected a positive number");
+        }
+    }
+    let mut connect = c.connect.clone();
+    if connect.is_empty() && cfg.bus.connect.is_empty() {
+        connect.push("tcp/127.0.0.1:7447".into());
+    }
+    let args = brainloop::nodes::NetArgs {
+        listen: Vec::new(),
+        connect,
+        ros_compat: false,
+    };
+    let mut opts = brainloop::nodes::bus_options(&cfg, &args)?;
+    opts.listen.clear();
+    if let Some(r) = &c.robot {
+        opts.robot = r.clone();
+    }
+    let (key, note) = brainloop::console::load_key(c.key.as_deref(), &cfg.teleop.operator_key);
+    if key.is_none() {
+        eprintln!("console: {note}");
+    }
+    let client = brainloop::console::Client::connect(&opts, key, note, monotonic_clock)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stop = stop_on_signal();
+    if let Some(s) = c.seconds {
+        let st = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs_f64(s));
+            st.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    if c.json {
+        let o = brainloop::console::json::JsonOptions {
+            rate_hz: c.rate,
+            seconds: c.seconds,
+        };
+        brainloop::console::json::run(client, &o, stop)?;
+    } else {
+        brainloop::console::tui::run(client, &cfg.limits, stop)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn monotonic_clock() -> u64 {
+    brainloop::integrator::rt::monotonic_ns()
 }
 
 /// `brainloop node` options.
@@ -703,6 +790,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(r) => run_robot(&r),
         Command::Node(n) => run_node(&n),
         Command::Up(r) => run_up(&r),
+        Command::Console(c) => run_console(&c),
         #[cfg(feature = "ros2")]
         Command::Ros2(r) => {
             let robot = brainloop::body::RobotParams::load_default();

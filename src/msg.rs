@@ -195,3 +195,206 @@ pub struct Instruction {
     /// The text, e.g. "go to the red ball".
     pub text: String,
 }
+
+/// How the operator wants the brain to drive (the teleop console's `m` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorMode {
+    /// The brain drives; a fresh teleop command overrides it.
+    #[default]
+    Autonomous,
+    /// The operator steers and the brain's obstacle margins still apply: forward speed is
+    /// capped by the free distance ahead; autonomy does not move the robot.
+    Assist,
+    /// Only teleop moves the robot; autonomy's commands are held at zero.
+    Manual,
+}
+
+impl OperatorMode {
+    /// All modes in the order the console cycles through them.
+    pub const ALL: [OperatorMode; 3] = [
+        OperatorMode::Autonomous,
+        OperatorMode::Assist,
+        OperatorMode::Manual,
+    ];
+    /// Stable index (the lock-free cell stores it).
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+    /// From [`OperatorMode::index`]; anything else is `Autonomous`.
+    pub fn from_index(i: u8) -> Self {
+        Self::ALL
+            .get(i as usize)
+            .copied()
+            .unwrap_or(OperatorMode::Autonomous)
+    }
+    /// The next mode (`m`).
+    pub fn next(self) -> Self {
+        Self::from_index((self.index() + 1) % 3)
+    }
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorMode::Autonomous => "autonomous",
+            OperatorMode::Assist => "assist",
+            OperatorMode::Manual => "manual",
+        }
+    }
+}
+
+/// A command from an operator's teleop console (`brainloop console`). It travels signed with
+/// the operator key (`teleop::auth`); an unsigned or badly signed one is dropped and counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorCommand {
+    /// Drive at this twist (a deadman: it lapses after the source's timeout).
+    Drive(Twist),
+    /// Hand control back now.
+    Release,
+    /// Latch the e-stop.
+    Estop,
+    /// Clear the e-stop this console's source latched.
+    Reset,
+    /// A new instruction.
+    Instruction(String),
+    /// Ask the brain to sleep.
+    Sleep,
+    /// Change how the brain drives.
+    Mode(OperatorMode),
+}
+
+/// What the brain understood of the current instruction (from its policy), per tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Understood {
+    /// Whether an instruction is being followed.
+    pub instruction: bool,
+    /// Whether it is about something the brain can see (else it stays idle).
+    pub about_object: bool,
+    /// The most likely target concept (index into the policy's concept names).
+    pub concept: u16,
+    /// Its posterior probability.
+    pub probability: f32,
+    /// Confidence that the target is in view now, 0..1.
+    pub seen: f32,
+    /// Why the policy does what it does (`Policy::reason_text` of this code).
+    pub reason: u8,
+}
+
+/// Who moves the robot, what it understood and how its body is: what the brain's process
+/// publishes at 10 Hz for the teleop console beside the loop's health (JSON on the bus).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BrainStatus {
+    /// Wall-clock time of this status, ns since the epoch.
+    pub wall_ns: i64,
+    /// Who drives: `autonomy`, `teleop:<source>` or `estop`.
+    pub source: String,
+    /// Whether the e-stop is on.
+    pub estop: bool,
+    /// Who holds it (`teleop:<source>`, or `body` for the firmware's own), if on.
+    pub estop_reason: Option<String>,
+    /// The operator's mode.
+    pub operator_mode: OperatorMode,
+    /// The brain's behaviour mode.
+    pub mode: Mode,
+    /// The command sent to the wheels, after every check.
+    pub twist: Twist,
+    /// Measured wheel speeds, rad/s (left, right).
+    pub wheels: [f64; 2],
+    /// Dead-reckoned pose from the encoders and gyro, odometry frame.
+    pub odom: Odom,
+    /// Battery voltage, V (0: not reported).
+    pub battery_v: f64,
+    /// Body driven.
+    pub body: String,
+    /// Whether the body's state is stale (the motor stage writes zero).
+    pub body_stale: bool,
+    /// The serial link, when the body is on one.
+    pub link: Option<LinkStatus>,
+    /// The current instruction and what the brain understood of it.
+    pub instruction: Option<InstructionStatus>,
+    /// Sleep.
+    pub sleep: SleepStatus,
+    /// Assist mode's forward speed cap, 0..1.
+    pub assist_cap: f32,
+    /// Signed operator commands accepted.
+    pub commands_accepted: u64,
+    /// Operator commands refused (bad signature, replayed, stale, malformed).
+    pub commands_refused: u64,
+    /// E-stops received on the public e-stop key.
+    pub public_estops: u64,
+    /// Operator key event to wheel command, ms, over the last 30 s of new commands.
+    pub key_to_wheel_ms: LatencySummary,
+}
+
+/// A pose in the odometry frame.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Odom {
+    /// m.
+    pub x: f64,
+    /// m.
+    pub y: f64,
+    /// Heading, rad.
+    pub theta: f64,
+}
+
+/// The serial link's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// Port open.
+    pub connected: bool,
+    /// Frames received.
+    pub frames_rx: u64,
+    /// Frames sent.
+    pub frames_tx: u64,
+    /// CRC errors.
+    pub crc_errors: u64,
+    /// Other decode errors.
+    pub decode_errors: u64,
+    /// Reconnections after the first connection.
+    pub reconnects: u64,
+}
+
+/// The instruction being followed and what the brain made of it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InstructionStatus {
+    /// The text.
+    pub text: String,
+    /// Whether it is about something the brain can see.
+    pub about_object: bool,
+    /// The concept it took as the target.
+    pub target: Option<String>,
+    /// Its probability.
+    pub probability: f32,
+    /// How well the target is seen now, 0..1.
+    pub seen: f32,
+    /// Why the brain does what it does.
+    pub reason: String,
+}
+
+/// Sleep state and what brings the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct SleepStatus {
+    /// Sleeping now.
+    pub sleeping: bool,
+    /// A sleep is requested (drowsy for long enough, memory full or the operator).
+    pub requested: bool,
+    /// Sleeps completed.
+    pub sleeps: u64,
+    /// Working-memory entries.
+    pub context_len: u32,
+    /// Working-memory capacity (a full memory asks for sleep).
+    pub context_capacity: u32,
+}
+
+/// Percentiles of a latency, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Samples.
+    pub n: u64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}

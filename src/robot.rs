@@ -425,6 +425,11 @@ pub fn run_with(
         }
         None => open_body(&cfg, &robot, kind)?,
     };
+    type LinkReader = Box<dyn Fn() -> crate::link::serial::LinkHealth + Send + Sync>;
+    let link_health: Option<LinkReader> = match &body {
+        RunBody::Serial(l) => Some(Box::new(l.health_reader())),
+        _ => None,
+    };
     let RunInputs { bus } = inputs;
     let inbox = InstructionInbox::new();
     let body_cell = BodyCell::default();
@@ -459,8 +464,53 @@ pub fn run_with(
     .context("cannot start the bus forwarders")?;
     let body_name = body.name();
     let region_names = brain.region_names();
+    // The teleop console's source: signed commands from `brainloop console` over the bus.
+    let operator = brain.integrator.teleop_input("operator").map(|input| {
+        crate::teleop::operator::OperatorTargets {
+            input,
+            controls: brain.integrator.operator_controls(),
+            local: bus.clone(),
+        }
+    });
+    let mut status = StatusWindow {
+        odo: crate::navigation::odometry::DeadReckoning::new(
+            robot.wheel_radius as f32,
+            robot.wheel_separation as f32,
+            robot.ticks_per_rev,
+        ),
+        last_state_ns: 0,
+        teleop_sources: brain.integrator.teleop_sources(),
+        concepts: brain.integrator.concept_names(),
+        capacity: cfg.integrator.context_capacity as u32,
+        body: body_name.clone(),
+        link: link_health,
+        instruction: opts.instruction.clone(),
+        instructions: bus.subscribe(topics::INSTRUCTION, 16),
+        last_stamp: 0,
+        key_to_wheel: Default::default(),
+        sleeps: 0,
+    };
+    let mut auth = None;
     let net = match &opts.bus {
-        Some(o) => Some(join_bus(o, &bus, std::mem::take(&mut brain.remote))?),
+        Some(o) => {
+            let net = join_bus(o, &bus, std::mem::take(&mut brain.remote))?;
+            match operator {
+                Some(t) => {
+                    let path = crate::teleop::auth::key_path(&cfg.teleop.operator_key);
+                    let key = crate::teleop::auth::OperatorKey::load_or_create(&path)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    auth = Some(
+                        crate::teleop::operator::serve(&net, t, key, monotonic_ns)
+                            .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?,
+                    );
+                    tracing::info!(key = %path.display(), "teleop console: commands signed with this operator key drive");
+                }
+                None => tracing::warn!(
+                    "[teleop.sources] has no `operator`: the teleop console can watch but not drive"
+                ),
+            }
+            Some(net)
+        }
         None if !brain.remote.is_empty() => {
             bail!("regions {:?} run in their own processes but this run is not on the bus (give --listen / --connect or [bus] endpoints)", opts.remote)
         }
@@ -546,18 +596,38 @@ pub fn run_with(
         ),
         None => None,
     };
+    let mut status_pub = match &net {
+        Some(n) => Some(
+            n.publisher(&crate::bus::zenoh::net_topics::STATUS)
+                .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut status_buf = Vec::with_capacity(2048);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));
         while let Some(r) = ring.pop() {
             drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
             window.push(&r);
+            status.push(&r);
             last = r;
+        }
+        let state = body_cell.0.load();
+        if let Some(s) = &state {
+            status.body_state(s);
         }
         if let (Some(n), Some(p)) = (&net, health_pub.as_mut()) {
             let now = monotonic_ns();
             if now.saturating_sub(last_health) >= 100_000_000 {
                 last_health = now;
                 p.put(&window.message(&last, &region_names, n, now).to_cdr());
+                if let Some(sp) = status_pub.as_mut() {
+                    use crate::bus::zenoh::Wire;
+                    status
+                        .message(&last, state, auth.as_deref())
+                        .encode(&mut status_buf);
+                    sp.put(&status_buf);
+                }
             }
         }
         // Body state at 100 Hz for a proprioception region in another process (a remote body
@@ -819,10 +889,13 @@ fn join_bus(
         net.route_in(bus, topics::INSTRUCTION, nt::INSTRUCTION)
             .map_err(e)?;
     }
-    net.route_in(bus, topics::TELEOP_CONSOLE, nt::TELEOP_CONSOLE)
-        .map_err(e)?;
-    net.route_in(bus, topics::TELEOP_REMOTE, nt::TELEOP_REMOTE)
-        .map_err(e)?;
+    // Teleop from the network: the teleop console's signed commands (`teleop::operator`, set
+    // up by the caller). Plain teleop samples on `teleop/remote` drive only where the bus
+    // authenticates its peers and its access-control list keeps non-operators off that key.
+    if o.auth.is_some() {
+        net.route_in(bus, topics::TELEOP_REMOTE, nt::TELEOP_REMOTE)
+            .map_err(e)?;
+    }
     net.route_out(bus, topics::CMD_VEL, nt::CMD_VEL)
         .map_err(e)?;
     net.route_out(bus, topics::DROWSINESS, nt::DROWSINESS)
@@ -830,6 +903,158 @@ fn join_bus(
     net.route_out(bus, topics::BODY_STATE, nt::BODY_STATE)
         .map_err(e)?;
     Ok(net)
+}
+
+/// Who drives, the body and the instruction, assembled from tick records and body states in
+/// the supervisor (off the integrator's thread) and published as `msg::BrainStatus` at 10 Hz
+/// for the teleop console.
+struct StatusWindow {
+    odo: crate::navigation::odometry::DeadReckoning,
+    last_state_ns: u64,
+    teleop_sources: Vec<String>,
+    concepts: Vec<String>,
+    capacity: u32,
+    body: String,
+    link: Option<Box<dyn Fn() -> crate::link::serial::LinkHealth + Send + Sync>>,
+    instruction: Option<String>,
+    instructions: crate::bus::Subscription<Instruction>,
+    last_stamp: u64,
+    key_to_wheel: std::collections::VecDeque<(u64, u64)>,
+    sleeps: u64,
+}
+
+impl StatusWindow {
+    fn push(&mut self, r: &TickRecord) {
+        // A new key event reached the wheels: key-to-wheel latency.
+        if r.teleop_stamp_ns != 0 && r.teleop_stamp_ns != self.last_stamp {
+            self.last_stamp = r.teleop_stamp_ns;
+            self.key_to_wheel
+                .push_back((r.now_ns, r.now_ns.saturating_sub(r.teleop_stamp_ns)));
+        }
+        while self
+            .key_to_wheel
+            .front()
+            .is_some_and(|k| r.now_ns.saturating_sub(k.0) > 30_000_000_000)
+        {
+            self.key_to_wheel.pop_front();
+        }
+        if r.slept {
+            self.sleeps += 1;
+        }
+    }
+
+    fn body_state(&mut self, s: &BodyState) {
+        if s.stamp_ns > self.last_state_ns {
+            self.last_state_ns = s.stamp_ns;
+            self.odo.update(s.stamp_ns, s);
+        }
+    }
+
+    fn source_name(&self, i: Option<u8>) -> String {
+        i.and_then(|i| self.teleop_sources.get(i as usize))
+            .map_or("teleop".into(), |n| format!("teleop:{n}"))
+    }
+
+    fn message(
+        &mut self,
+        last: &TickRecord,
+        state: Option<BodyState>,
+        auth: Option<&crate::teleop::auth::AuthStats>,
+    ) -> crate::msg::BrainStatus {
+        use crate::msg::{
+            BrainStatus, ControlSource, InstructionStatus, LatencySummary, LinkStatus, Odom,
+            SleepStatus,
+        };
+        while let Some(i) = self.instructions.try_recv() {
+            self.instruction = Some(i.text);
+        }
+        let source = match last.source {
+            ControlSource::Autonomy => "autonomy".to_string(),
+            ControlSource::Teleop => self.source_name(last.teleop_source),
+            ControlSource::Estop => "estop".to_string(),
+        };
+        let estop_reason = last.estop.then(|| match last.estop_source {
+            Some(i) => self.source_name(Some(i)),
+            None => "body".to_string(),
+        });
+        let mut lat: Vec<f64> = self
+            .key_to_wheel
+            .iter()
+            .map(|k| k.1 as f64 * 1e-6)
+            .collect();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let pct = |q: f64| {
+            if lat.is_empty() {
+                0.0
+            } else {
+                lat[((lat.len() - 1) as f64 * q).round() as usize]
+            }
+        };
+        let u = last.understood;
+        let instruction = self.instruction.clone().map(|text| InstructionStatus {
+            text,
+            about_object: u.about_object,
+            target: (u.instruction && u.about_object)
+                .then(|| self.concepts.get(u.concept as usize).cloned())
+                .flatten(),
+            probability: u.probability,
+            seen: u.seen,
+            reason: crate::grounding::Reason::from_code(u.reason)
+                .describe()
+                .to_string(),
+        });
+        let link = self.link.as_ref().map(|h| {
+            let h = h();
+            LinkStatus {
+                connected: h.connected,
+                frames_rx: h.stats.frames_rx,
+                frames_tx: h.stats.frames_tx,
+                crc_errors: h.stats.crc_errors,
+                decode_errors: h.stats.decode_errors,
+                reconnects: h.stats.connects.saturating_sub(1),
+            }
+        });
+        let state = state.unwrap_or_default();
+        let (x, y) = self.odo.pos();
+        let a = auth.map(|a| a.snapshot()).unwrap_or_default();
+        BrainStatus {
+            wall_ns: crate::bus::zenoh::wall_ns(),
+            source,
+            estop: last.estop,
+            estop_reason,
+            operator_mode: last.operator_mode,
+            mode: last.mode,
+            twist: last.twist,
+            wheels: state.wheel_speed,
+            odom: Odom {
+                x: x as f64,
+                y: y as f64,
+                theta: self.odo.heading() as f64,
+            },
+            battery_v: state.battery_v,
+            body: self.body.clone(),
+            body_stale: last.body_stale,
+            link,
+            instruction,
+            sleep: SleepStatus {
+                sleeping: last.sleeping,
+                requested: last.sleep_requested,
+                sleeps: self.sleeps,
+                context_len: last.context_len,
+                context_capacity: self.capacity,
+            },
+            assist_cap: last.assist_cap,
+            commands_accepted: a.accepted,
+            commands_refused: a.refused(),
+            public_estops: a.public_estops,
+            key_to_wheel_ms: LatencySummary {
+                n: lat.len() as u64,
+                p50: pct(0.5),
+                p99: pct(0.99),
+                max: lat.last().copied().unwrap_or(0.0),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,15 @@ fn step(
 ) -> brainloop::integrator::MotorOutput {
     b.stamp_ns = now;
     let s = b.state();
-    m.step(now, &i, 1.0, false, &s, b)
+    m.step(
+        now,
+        &i,
+        1.0,
+        false,
+        brainloop::msg::OperatorMode::Autonomous,
+        &s,
+        b,
+    )
 }
 
 /// `n` ticks of autonomy cruising at 0.3 m/s; the last output and the time after them.
@@ -103,7 +111,15 @@ fn non_finite_never_reaches_the_body() {
     assert!(m.rejected() >= 16);
     // A NaN speed scale does not leak either.
     let s = b.state();
-    let o = m.step(now + DT, &intent(0.2, 0.0), f64::NAN, false, &s, &mut b);
+    let o = m.step(
+        now + DT,
+        &intent(0.2, 0.0),
+        f64::NAN,
+        false,
+        brainloop::msg::OperatorMode::Autonomous,
+        &s,
+        &mut b,
+    );
     assert!(o.twist.is_finite());
 }
 
@@ -220,7 +236,15 @@ fn body_estop_and_stale_body_state_give_zero() {
         ..Default::default()
     };
     let late = 49 * DT + c.body.stale_after_ms * 1_000_000 + 1;
-    let o = m.step(late, &intent(0.3, 1.0), 1.0, false, &s, &mut b);
+    let o = m.step(
+        late,
+        &intent(0.3, 1.0),
+        1.0,
+        false,
+        brainloop::msg::OperatorMode::Autonomous,
+        &s,
+        &mut b,
+    );
     assert_eq!(o.stop, StopReason::StaleBody);
     assert_eq!(o.twist, Twist::ZERO);
     assert_eq!(
@@ -241,7 +265,15 @@ fn body_estop_and_stale_body_state_give_zero() {
     }
     b.stamp_ns = late + 52 * DT;
     let s = b.state();
-    let o = m.step(late + 52 * DT, &intent(0.3, 0.0), 1.0, true, &s, &mut b);
+    let o = m.step(
+        late + 52 * DT,
+        &intent(0.3, 0.0),
+        1.0,
+        true,
+        brainloop::msg::OperatorMode::Autonomous,
+        &s,
+        &mut b,
+    );
     assert_eq!(o.stop, StopReason::Forced);
     assert!((o.twist.linear - (0.3 - c.limits.max_linear_accel * 0.02)).abs() < 1e-9);
 }
@@ -254,7 +286,15 @@ fn drowsiness_scale_slows_autonomy_only() {
     for k in 1..100 {
         b.stamp_ns = k * DT;
         let s = b.state();
-        o = Some(m.step(k * DT, &intent(0.4, 0.0), 0.5, false, &s, &mut b));
+        o = Some(m.step(
+            k * DT,
+            &intent(0.4, 0.0),
+            0.5,
+            false,
+            brainloop::msg::OperatorMode::Autonomous,
+            &s,
+            &mut b,
+        ));
     }
     // Scale 0.5 halves the 0.5 m/s limit: cruising at 0.4 is capped at 0.25.
     let max = c.limits.max_linear_mps;
@@ -263,14 +303,30 @@ fn drowsiness_scale_slows_autonomy_only() {
     for k in 100..200 {
         b.stamp_ns = k * DT;
         let s = b.state();
-        o = Some(m.step(k * DT, &intent(-0.06, 0.0), 0.5, false, &s, &mut b));
+        o = Some(m.step(
+            k * DT,
+            &intent(-0.06, 0.0),
+            0.5,
+            false,
+            brainloop::msg::OperatorMode::Autonomous,
+            &s,
+            &mut b,
+        ));
     }
     assert!((o.unwrap().twist.linear + 0.06).abs() < 1e-9);
     // A turn over the lowered limit slows the whole command: same curvature.
     for k in 200..300 {
         b.stamp_ns = k * DT;
         let s = b.state();
-        o = Some(m.step(k * DT, &intent(0.1, 2.0), 0.5, false, &s, &mut b));
+        o = Some(m.step(
+            k * DT,
+            &intent(0.1, 2.0),
+            0.5,
+            false,
+            brainloop::msg::OperatorMode::Autonomous,
+            &s,
+            &mut b,
+        ));
     }
     let t = o.unwrap().twist;
     let wmax = 0.5 * c.limits.max_angular_rps;

@@ -255,6 +255,22 @@ pub mod net_topics {
         key: "camera/image",
         ros: Some(("/brainloop/camera/image_raw", "sensor_msgs/msg/Image")),
     };
+    /// Signed commands of the teleop console (`teleop::auth`): only those signed with the
+    /// operator key are executed.
+    pub const OPERATOR: NetTopic = NetTopic {
+        key: "teleop/operator",
+        ros: None,
+    };
+    /// The public e-stop: any sample latches the e-stop (no key needed; clearing needs one).
+    pub const ESTOP: NetTopic = NetTopic {
+        key: "estop",
+        ros: None,
+    };
+    /// Who drives, the body and the instruction (`msg::BrainStatus`, JSON, 10 Hz).
+    pub const STATUS: NetTopic = NetTopic {
+        key: "status",
+        ros: None,
+    };
     /// Keys only operators may publish on (the access-control list denies them to others).
     pub const PROTECTED: [&str; 3] = ["teleop/**", "instruction", "body/wheels"];
 }
@@ -393,6 +409,18 @@ impl Wire for WheelSpeeds {
             return Err(Rejection::Payload("non-finite wheel speeds".into()));
         }
         Ok(w)
+    }
+}
+
+impl Wire for crate::msg::BrainStatus {
+    fn encode(&self, out: &mut Vec<u8>) {
+        json(self, out)
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
+        if bytes.len() > 16384 {
+            return Err(Rejection::Payload("longer than 16384 bytes".into()));
+        }
+        serde_json::from_slice(bytes).map_err(|e| Rejection::Payload(e.to_string()))
     }
 }
 
@@ -893,6 +921,33 @@ impl ZenohBus {
             .wait()
             .map_err(zerr)?;
         self.declare_entity(&t, false, self.next_entity())?;
+        self.hold(sub);
+        Ok(stats)
+    }
+
+    /// Call `f` with the raw payload of every sample on `t` from another process, attachment
+    /// or not (on zenoh's thread: `f` must be quick). For payloads that carry their own checks
+    /// (signed commands) or need none (the public e-stop); counted as received on the key.
+    pub fn subscribe_raw<F: Fn(&[u8]) + Send + Sync + 'static>(
+        &self,
+        t: NetTopic,
+        f: F,
+    ) -> Result<Arc<SourceStats>, ZenohError> {
+        let key = self.keys.key(&t);
+        let stats = self.source(&key);
+        let (st, clock) = (stats.clone(), self.clock);
+        let sub = self
+            .session
+            .declare_subscriber(key)
+            .allowed_origin(zenoh::sample::Locality::Remote)
+            .callback(move |sample| {
+                let bytes = sample.payload().to_bytes();
+                st.received.fetch_add(1, Ordering::Relaxed);
+                st.last_ns.store(clock(), Ordering::Relaxed);
+                f(&bytes);
+            })
+            .wait()
+            .map_err(zerr)?;
         self.hold(sub);
         Ok(stats)
     }

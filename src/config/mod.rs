@@ -444,9 +444,18 @@ pub struct TeleopConfig {
     pub priority: u8,
     /// Priority of the brain's own commands (0..=255).
     pub autonomy_priority: u8,
-    /// Named teleop sources (`console`: the run console and the teleop console; `remote`:
-    /// `/brainloop/teleop/cmd_vel` over ROS 2 / DDS). At least one: e-stop comes through them.
+    /// Named teleop sources (`operator`: the teleop console, `brainloop console`; `console`:
+    /// the run's stdin console; `remote`: `/brainloop/teleop/cmd_vel` over ROS 2 / DDS). At
+    /// least one: e-stop comes through them.
     pub sources: BTreeMap<String, TeleopSourceConfig>,
+    /// Assist mode stops forward teleop motion at this free distance ahead, m.
+    pub assist_stop_m: f64,
+    /// ... and slows it linearly from this distance, m.
+    pub assist_slow_m: f64,
+    /// The operator key file: commands of `brainloop console` are signed with it, and only
+    /// signed ones drive (empty: `$BRAINLOOP_OPERATOR_KEY`, else
+    /// `~/.config/brainloop/operator.key`, created by the brain on first use).
+    pub operator_key: String,
 }
 
 impl Default for TeleopConfig {
@@ -460,9 +469,19 @@ impl Default for TeleopConfig {
             priority: 200,
             autonomy_priority: 100,
             sources: BTreeMap::from([
+                (
+                    "operator".to_string(),
+                    TeleopSourceConfig {
+                        priority: Some(220),
+                        timeout_ms: Some(300),
+                    },
+                ),
                 ("console".to_string(), src(None)),
                 ("remote".to_string(), src(Some(150))),
             ]),
+            assist_stop_m: 0.15,
+            assist_slow_m: 0.45,
+            operator_key: String::new(),
         }
     }
 }
@@ -822,7 +841,28 @@ impl Config {
                 10000.0,
             );
         }
+        range(
+            "teleop.assist_stop_m".into(),
+            self.teleop.assist_stop_m,
+            0.0,
+            5.0,
+        );
+        range(
+            "teleop.assist_slow_m".into(),
+            self.teleop.assist_slow_m,
+            0.0,
+            10.0,
+        );
         errs.extend(bus_errs);
+        if self.teleop.assist_slow_m <= self.teleop.assist_stop_m {
+            errs.push(ConfigError {
+                path: "teleop.assist_slow_m".into(),
+                message: format!(
+                    "{} is not beyond assist_stop_m {}: assist would stop without slowing first",
+                    self.teleop.assist_slow_m, self.teleop.assist_stop_m
+                ),
+            });
+        }
         if sources.is_empty() {
             errs.push(ConfigError {
                 path: "teleop.sources".into(),

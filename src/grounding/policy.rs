@@ -166,6 +166,31 @@ pub enum Reason {
 }
 
 impl Reason {
+    const ALL: [Reason; 9] = [
+        Reason::NoInstruction,
+        Reason::NotUnderstood,
+        Reason::Scanning,
+        Reason::Turning,
+        Reason::Exploring,
+        Reason::Reacquiring,
+        Reason::Approaching,
+        Reason::Avoiding,
+        Reason::Arrived,
+    ];
+
+    /// A stable code (what crosses the integrator's tick record).
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0) as u8
+    }
+
+    /// From [`Reason::code`].
+    pub fn from_code(c: u8) -> Self {
+        Self::ALL
+            .get(c as usize)
+            .copied()
+            .unwrap_or(Reason::NoInstruction)
+    }
+
     /// One line for humans.
     pub fn describe(self) -> &'static str {
         match self {
@@ -763,5 +788,26 @@ impl crate::integrator::Policy for GroundedPolicy {
 
     fn name(&self) -> &'static str {
         "grounded"
+    }
+
+    fn understood(&self) -> crate::msg::Understood {
+        let info = self.query.instruction();
+        crate::msg::Understood {
+            instruction: info.is_some(),
+            about_object: info.is_some_and(|i| i.meaningful),
+            concept: info.map_or(0, |i| i.best_concept.min(u16::MAX as usize) as u16),
+            probability: info.map_or(0.0, |i| i.best_probability),
+            seen: self.percept.confidence,
+            reason: self.reason.code(),
+        }
+    }
+
+    fn concept_names(&self) -> Vec<String> {
+        self.query
+            .connector()
+            .concepts()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! The integrator: the brain's fixed-rate heart (seed 001).
-//! May depend on config, bus (its input slots), body, teleop, msg and util; never on regions,
+//! May depend on config, bus (its input slots), body, teleop, navigation (range rays), msg and
+//! util; never on regions,
 //! grounding or the simulator (a policy plugs in through [`Policy`]).
 //!
 //! Every tick it reads the latest embedding of each sensory region from lock-free
@@ -183,6 +184,20 @@ pub struct TickRecord {
     pub drowsiness_held: f32,
     /// Which teleop source drove (index into the mux, highest priority first), if one did.
     pub teleop_source: Option<u8>,
+    /// The stamp of the teleop command that drove (its key-event time on this clock), 0 if
+    /// none did: `now_ns - teleop_stamp_ns` on a new stamp is key-to-wheel latency.
+    pub teleop_stamp_ns: u64,
+    /// Which teleop source holds the e-stop (index into the mux); `None` with the e-stop on is
+    /// the body's own.
+    pub estop_source: Option<u8>,
+    /// Whether the e-stop is on (any source's latch or the body's).
+    pub estop: bool,
+    /// The operator's mode.
+    pub operator_mode: crate::msg::OperatorMode,
+    /// Assist mode's forward speed cap this tick, 0..1 (1 when not assisting).
+    pub assist_cap: f32,
+    /// What the policy understood of the instruction.
+    pub understood: crate::msg::Understood,
     /// Sleeping (settling, consolidating or refitting).
     pub sleeping: bool,
     /// A sleep completed in this tick.
@@ -617,6 +632,8 @@ pub struct Integrator {
     max_speed: (f64, f64),
     max_wheel: f64,
     range_max: f64,
+    operator: Arc<crate::teleop::OperatorControls>,
+    operator_sleeps_seen: u64,
 }
 
 impl std::fmt::Debug for Integrator {
@@ -770,6 +787,8 @@ impl Integrator {
             max_speed: (cfg.limits.max_linear_mps, cfg.limits.max_angular_rps),
             max_wheel: params.max_wheel_speed,
             range_max: params.range_max,
+            operator: crate::teleop::OperatorControls::new(),
+            operator_sleeps_seen: 0,
         })
     }
 
@@ -868,6 +887,22 @@ impl Integrator {
         &self.fusion.fused
     }
 
+    /// The operator's controls (mode, sleep requests), read every tick.
+    pub fn operator_controls(&self) -> Arc<crate::teleop::OperatorControls> {
+        self.operator.clone()
+    }
+
+    /// The override mux's teleop sources, highest priority first (what
+    /// [`TickRecord::teleop_source`] and [`TickRecord::estop_source`] index).
+    pub fn teleop_sources(&self) -> Vec<String> {
+        self.motor.sources().map(|s| s.0.to_string()).collect()
+    }
+
+    /// Names of the concepts the policy's [`TickRecord::understood`] indexes.
+    pub fn concept_names(&self) -> Vec<String> {
+        self.policy.concept_names()
+    }
+
     /// Ask for sleep now (it starts once the robot is stopped).
     pub fn sleep_now(&mut self) {
         self.sleep.forced = true;
@@ -918,7 +953,12 @@ impl Integrator {
         self.memory.remember(&self.fusion.fused, awake);
         let surprise = self.emotion.feel(&self.fusion.fused, awake, fb.level);
 
-        // Sleep.
+        // Sleep (an operator's request counts as a forced one).
+        let asked = self.operator.sleep_requests();
+        if asked != self.operator_sleeps_seen {
+            self.operator_sleeps_seen = asked;
+            self.sleep.forced = true;
+        }
         let requested =
             (fb.on && (fb.sleep_wanted || self.memory.wm.is_full())) || self.sleep.forced;
         let (slept, consolidated) = self.sleep.step(
@@ -967,9 +1007,16 @@ impl Integrator {
 
         // Act.
         let force_stop = sleeping || sensed.stop_for_region;
-        let out = self
-            .motor
-            .step(now_ns, &intent, fb.speed_scale, force_stop, &state, body);
+        let mode_op = self.operator.mode();
+        let out = self.motor.step(
+            now_ns,
+            &intent,
+            fb.speed_scale,
+            force_stop,
+            mode_op,
+            &state,
+            body,
+        );
         let mode = match out.stop {
             StopReason::Estop | StopReason::StaleBody => Mode::Stopped,
             _ if out.source == ControlSource::Teleop => intent.mode,
@@ -1006,6 +1053,12 @@ impl Integrator {
             sleep_requested: requested,
             drowsiness_held: fb.held as f32,
             teleop_source: out.teleop_source,
+            teleop_stamp_ns: out.teleop_stamp_ns,
+            estop_source: out.estop_source,
+            estop: out.stop == StopReason::Estop,
+            operator_mode: mode_op,
+            assist_cap: out.assist_cap,
+            understood: self.policy.understood(),
             sleeping,
             slept,
             consolidated,

@@ -11,7 +11,8 @@
 
 use crate::body::{Body, RobotParams};
 use crate::config::{LimitsConfig, TeleopConfig};
-use crate::msg::{BodyState, ControlSource, MotorIntent, Twist, WheelSpeeds};
+use crate::msg::{BodyState, ControlSource, MotorIntent, OperatorMode, Twist, WheelSpeeds};
+use crate::navigation::rays::RangeScan;
 use crate::teleop::{TeleopInput, TeleopSnapshot};
 use std::sync::Arc;
 
@@ -44,6 +45,14 @@ pub struct MotorOutput {
     pub refused: bool,
     /// Which teleop source drove (index into [`MotorStage::sources`]), if one did.
     pub teleop_source: Option<u8>,
+    /// The stamp of the teleop command that drove (its key-event time), 0 if none did.
+    pub teleop_stamp_ns: u64,
+    /// Which teleop source holds the e-stop (index into [`MotorStage::sources`]); `None`
+    /// with the e-stop on is the body's own (firmware fault, watchdog, its button).
+    pub estop_source: Option<u8>,
+    /// In assist mode, the fraction of the forward speed limit the free distance ahead
+    /// allowed this tick (1 elsewhere).
+    pub assist_cap: f32,
 }
 
 /// One teleop input of the override mux.
@@ -68,6 +77,7 @@ pub struct MotorStage {
     last: Twist,
     last_now: Option<u64>,
     rejected: u64,
+    assist: (f32, f32),
 }
 
 impl std::fmt::Debug for MotorStage {
@@ -109,7 +119,27 @@ impl MotorStage {
             last: Twist::ZERO,
             last_now: None,
             rejected: 0,
+            assist: (teleop.assist_stop_m as f32, teleop.assist_slow_m as f32),
         }
+    }
+
+    /// Assist mode: the fraction of the forward speed limit that the free distance ahead
+    /// allows (0 at `[teleop].assist_stop_m`, 1 beyond `assist_slow_m`), the brain's obstacle
+    /// margins over the robot's width; 0.5 on a body without a range sensor.
+    fn assist_cap(&self, state: &BodyState) -> f32 {
+        let p = &self.params;
+        let scan = RangeScan::new(
+            state,
+            (p.range_fov_deg as f32).to_radians(),
+            p.range_max as f32,
+        );
+        if scan.is_empty() {
+            return 0.5;
+        }
+        let half_width = (p.wheel_separation as f32) / 2.0 + 0.03;
+        let free = scan.corridor_free(0.0, half_width, None);
+        let (stop, slow) = self.assist;
+        ((free - stop) / (slow - stop).max(1e-3)).clamp(0.0, 1.0)
     }
 
     /// Connect `t` as the highest-priority teleop source (the console by default).
@@ -167,25 +197,33 @@ impl MotorStage {
         }
     }
 
-    /// Run the stage for one tick and write the body.
+    /// Run the stage for one tick and write the body. `mode` is the operator's
+    /// ([`OperatorMode`]): in assist and manual autonomy does not move the robot, and in assist
+    /// the forward speed of teleop is capped by the free distance ahead.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         now_ns: u64,
         intent: &MotorIntent,
         speed_scale: f64,
         force_stop: bool,
+        mode: OperatorMode,
         state: &BodyState,
         body: &mut dyn Body,
     ) -> MotorOutput {
         // E-stop: any source's latch or a press since the last tick, on any source.
         let mut want_estop = false;
-        for m in &mut self.mux {
+        let mut estop_source = None;
+        for (i, m) in self.mux.iter_mut().enumerate() {
             if let Some(snap) = m.input.snapshot() {
                 m.snap = snap;
             }
             let new_press = m.snap.estop_events != m.seen_estop_events;
             m.seen_estop_events = m.snap.estop_events;
-            want_estop |= m.snap.estop || new_press;
+            if m.snap.estop || new_press {
+                want_estop = true;
+                estop_source.get_or_insert(i as u8);
+            }
         }
         if want_estop && !self.estop_latched {
             body.estop();
@@ -207,6 +245,8 @@ impl MotorStage {
             None => false,
         });
         out.teleop_source = fresh.map(|i| i as u8);
+        out.estop_source = estop_source;
+        out.assist_cap = 1.0;
         let (target, source, stop) = if want_estop || state.estop {
             (Twist::ZERO, ControlSource::Estop, StopReason::Estop)
         } else if self.body_stale(now_ns, state) {
@@ -217,8 +257,18 @@ impl MotorStage {
             };
             (Twist::ZERO, src, StopReason::StaleBody)
         } else if let Some(i) = fresh {
-            let t = self.mux[i].snap.drive.map(|d| d.0).unwrap_or(Twist::ZERO);
-            (self.validate(t), ControlSource::Teleop, StopReason::None)
+            let (t, stamp) = self.mux[i].snap.drive.unwrap_or((Twist::ZERO, 0));
+            out.teleop_stamp_ns = stamp;
+            let mut t = self.validate(t);
+            if mode == OperatorMode::Assist && t.linear > 0.0 {
+                let cap = self.assist_cap(state);
+                out.assist_cap = cap;
+                t.linear = t.linear.min(self.limits.max_linear_mps * cap as f64);
+            }
+            (t, ControlSource::Teleop, StopReason::None)
+        } else if mode != OperatorMode::Autonomous {
+            // The operator holds the robot: autonomy decides but does not move it.
+            (Twist::ZERO, ControlSource::Autonomy, StopReason::None)
         } else if force_stop {
             (Twist::ZERO, ControlSource::Autonomy, StopReason::Forced)
         } else {

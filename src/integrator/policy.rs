@@ -49,6 +49,15 @@ pub trait Policy {
     fn name(&self) -> &'static str {
         "policy"
     }
+    /// What the policy understood of the current instruction (read after every decision, for
+    /// the health record and the teleop console). Must not allocate.
+    fn understood(&self) -> crate::msg::Understood {
+        crate::msg::Understood::default()
+    }
+    /// Names of the concepts [`crate::msg::Understood::concept`] indexes.
+    fn concept_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Default policy: idle without an instruction; with one, drive forward and avoid obstacles.

@@ -150,6 +150,13 @@ impl SerialLink {
         self.shared.snapshot.load().health
     }
 
+    /// A reader of [`SerialLink::health`] that outlives moving the link (for a supervisor
+    /// thread while the link is the integrator's body).
+    pub fn health_reader(&self) -> impl Fn() -> LinkHealth + Send + Sync + 'static {
+        let s = self.shared.clone();
+        move || s.snapshot.load().health
+    }
+
     /// Ask the board for its firmware information (arrives in [`LinkHealth::info`]).
     pub fn request_info(&self) {
         self.shared.info_request.store(true, Ordering::Release);

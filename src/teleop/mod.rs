@@ -1,4 +1,5 @@
-//! Teleop: a person taking over. May depend on `msg` and `bus` only.
+//! Teleop: a person taking over. May depend on `msg` and `bus` only (the zenoh bus for the
+//! teleop console's signed commands, `operator`).
 //!
 //! Each source of the override mux (`[teleop.sources.<name>]`: the console, a ROS 2 / DDS
 //! remote, ...) has a lock-free [`TeleopInput`] that the integrator's motor stage reads every
@@ -11,9 +12,43 @@
 //! thread, so the bus hop never happens on the integrator thread.
 
 use crate::bus::{Bus, Topic};
-use crate::msg::{TeleopCommand, Twist};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::msg::{OperatorMode, TeleopCommand, Twist};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+
+pub mod auth;
+pub mod operator;
+
+/// What an operator sets beside driving, read lock-free by the integrator every tick: the
+/// operator mode and sleep requests (a counter, so a request between two ticks is never lost).
+#[derive(Debug, Default)]
+pub struct OperatorControls {
+    mode: AtomicU8,
+    sleep_requests: AtomicU64,
+}
+
+impl OperatorControls {
+    /// Autonomous, no sleep asked.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+    /// Set the mode.
+    pub fn set_mode(&self, m: OperatorMode) {
+        self.mode.store(m.index(), Ordering::SeqCst);
+    }
+    /// The mode.
+    pub fn mode(&self) -> OperatorMode {
+        OperatorMode::from_index(self.mode.load(Ordering::SeqCst))
+    }
+    /// Ask for sleep.
+    pub fn request_sleep(&self) {
+        self.sleep_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    /// Sleep requests so far.
+    pub fn sleep_requests(&self) -> u64 {
+        self.sleep_requests.load(Ordering::SeqCst)
+    }
+}
 
 /// The latest teleop state, shared between any number of senders and the motor stage.
 ///
