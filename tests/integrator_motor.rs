@@ -200,7 +200,9 @@ fn estop_beats_teleop_beats_autonomy_and_stale_teleop_falls_back() {
     assert_eq!(b.clears, 1);
     assert_eq!(o.source, ControlSource::Teleop);
     // Teleop goes quiet: after timeout_ms it no longer overrides autonomy.
-    let ticks = c.teleop.timeout_ms * 1_000_000 / DT;
+    // `set_teleop` connects the highest-priority source: its own timeout.
+    let timeout_ns = m.sources().next().unwrap().2;
+    let ticks = timeout_ns / DT;
     let (o, _) = run(&mut m, &mut b, ticks - 2);
     assert_eq!(
         o.source,
@@ -336,10 +338,11 @@ fn drowsiness_scale_slows_autonomy_only() {
 
 #[test]
 fn the_mux_from_config_ranks_sources_and_each_source_keeps_its_own_e_stop() {
-    // Two sources from the config: `console` (priority 200) and `remote` (150), 500 ms each.
+    // Three sources from the config: `operator` (the teleop console, priority 220, 300 ms),
+    // `console` (200) and `remote` (150), 500 ms each.
     let (mut m, c, _) = stage();
     let names: Vec<&str> = m.sources().map(|s| s.0).collect();
-    assert_eq!(names, ["console", "remote"]);
+    assert_eq!(names, ["operator", "console", "remote"]);
     let console = m.teleop_input("console").unwrap();
     let remote = m.teleop_input("remote").unwrap();
     let mut b = Probe::default();
@@ -357,14 +360,14 @@ fn the_mux_from_config_ranks_sources_and_each_source_keeps_its_own_e_stop() {
     let (o, t) = run(&mut m, &mut b, 10);
     assert_eq!(
         (o.source, o.teleop_source),
-        (ControlSource::Teleop, Some(1))
+        (ControlSource::Teleop, Some(2))
     );
     assert!((o.twist.linear - 0.1).abs() < 1e-9);
     // ...the console outranks it...
     console.send(drive(-0.1), t);
     remote.send(drive(0.1), t);
     let (o, _) = run(&mut m, &mut b, 20);
-    assert_eq!(o.teleop_source, Some(0));
+    assert_eq!(o.teleop_source, Some(1));
     assert!((o.twist.linear + 0.1).abs() < 1e-9);
     // ...and once both are stale (past their own timeout) autonomy drives again.
     let ticks = c.teleop.timeout_ms * 1_000_000 / DT + 2;
@@ -381,4 +384,94 @@ fn the_mux_from_config_ranks_sources_and_each_source_keeps_its_own_e_stop() {
     console.send(TeleopCommand::ClearEstop, t);
     let (o, _) = run(&mut m, &mut b, 5);
     assert_eq!(o.stop, StopReason::None);
+}
+
+/// Run the stage for `ticks` ticks from tick `k0` in `mode`, teleop `tele` fresh each tick,
+/// the body's range rays all reading `range` m; the last output.
+fn run_mode(
+    m: &mut MotorStage,
+    b: &mut Probe,
+    k0: u64,
+    ticks: u64,
+    mode: brainloop::msg::OperatorMode,
+    tele: Option<(&TeleopInput, Twist)>,
+    range: f32,
+) -> brainloop::integrator::MotorOutput {
+    let mut o = None;
+    for k in k0..k0 + ticks {
+        let now = k * DT;
+        b.stamp_ns = now;
+        if let Some((t, tw)) = tele {
+            t.send(TeleopCommand::Drive(tw), now);
+        }
+        let mut s = b.state();
+        s.range_count = 9;
+        for r in s.range.iter_mut().take(9) {
+            *r = range;
+        }
+        o = Some(m.step(now, &intent(0.4, 0.0), 1.0, false, mode, &s, b));
+    }
+    o.unwrap()
+}
+
+#[test]
+fn manual_holds_autonomy_and_assist_keeps_the_obstacle_margins() {
+    use brainloop::msg::OperatorMode::{Assist, Autonomous, Manual};
+    let (mut m, c, _) = stage();
+    let mut b = Probe::default();
+    let t = TeleopInput::new();
+    assert!(m.attach("operator", t.clone()));
+    let fwd = Twist {
+        linear: 0.4,
+        angular: 0.0,
+    };
+    // Autonomous: the brain's 0.4 m/s goes out; manual: autonomy does not move the robot.
+    let o = run_mode(&mut m, &mut b, 1, 50, Autonomous, None, 3.0);
+    assert!((o.twist.linear - 0.4).abs() < 1e-9, "{o:?}");
+    let o = run_mode(&mut m, &mut b, 51, 50, Manual, None, 3.0);
+    assert_eq!(o.twist, Twist::ZERO);
+    assert_eq!(o.source, ControlSource::Autonomy);
+    // Manual: teleop drives as asked, whatever is ahead.
+    let o = run_mode(&mut m, &mut b, 101, 50, Manual, Some((&t, fwd)), 0.3);
+    assert!((o.twist.linear - 0.4).abs() < 1e-9, "{o:?}");
+    assert_eq!(o.source, ControlSource::Teleop);
+    // Assist: open space, full speed; 0.3 m ahead (between the 0.15 stop and 0.45 slow
+    // margins) half the limit; at the stop margin no forward motion, but turning and backing
+    // off still work.
+    let o = run_mode(&mut m, &mut b, 151, 50, Assist, Some((&t, fwd)), 3.0);
+    assert!((o.twist.linear - 0.4).abs() < 1e-9, "{o:?}");
+    assert_eq!(o.assist_cap, 1.0);
+    let o = run_mode(&mut m, &mut b, 201, 50, Assist, Some((&t, fwd)), 0.3);
+    let half = 0.5 * c.limits.max_linear_mps;
+    assert!((o.twist.linear - half).abs() < 0.02, "{o:?}");
+    let o = run_mode(&mut m, &mut b, 251, 50, Assist, Some((&t, fwd)), 0.12);
+    assert_eq!(o.twist.linear, 0.0, "{o:?}");
+    let back_turn = Twist {
+        linear: -0.1,
+        angular: 1.0,
+    };
+    let o = run_mode(&mut m, &mut b, 301, 50, Assist, Some((&t, back_turn)), 0.12);
+    assert!((o.twist.linear + 0.1).abs() < 1e-9 && (o.twist.angular - 1.0).abs() < 1e-9);
+    // Assist without teleop: autonomy is held too.
+    let o = run_mode(&mut m, &mut b, 351, 50, Assist, None, 3.0);
+    assert_eq!(o.twist, Twist::ZERO);
+}
+
+#[test]
+fn the_estop_names_the_source_that_holds_it() {
+    let (mut m, _, _) = stage();
+    let mut b = Probe::default();
+    let t = TeleopInput::new();
+    assert!(m.attach("operator", t.clone()));
+    let names: Vec<String> = m.sources().map(|s| s.0.to_string()).collect();
+    t.send(TeleopCommand::Estop, DT);
+    let o = step(&mut m, &mut b, DT, intent(0.2, 0.0));
+    assert_eq!(o.stop, StopReason::Estop);
+    assert_eq!(names[o.estop_source.unwrap() as usize], "operator");
+    t.send(TeleopCommand::ClearEstop, 2 * DT);
+    // The body reports its own latch cleared from the next state on.
+    let o = step(&mut m, &mut b, 2 * DT, intent(0.2, 0.0));
+    assert_eq!(o.estop_source, None);
+    let o = step(&mut m, &mut b, 3 * DT, intent(0.2, 0.0));
+    assert_eq!((o.stop, o.estop_source), (StopReason::None, None));
 }

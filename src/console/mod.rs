@@ -462,6 +462,7 @@ mod tests {
         }
         assert_eq!(j["connected"], false);
         let h = LoopHealthMsg {
+            schema_version: crate::bus::wire::SCHEMA_VERSION,
             rate_hz: 50.0,
             jitter_p99_us: 12.0,
             drowsiness: 0.25,

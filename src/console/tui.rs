@@ -637,6 +637,7 @@ mod tests {
         use ratatui::backend::TestBackend;
         let mut m = Model::new("robot", "tcp/127.0.0.1:1");
         let h = crate::bus::wire::LoopHealthMsg {
+            schema_version: crate::bus::wire::SCHEMA_VERSION,
             rate_hz: 49.9,
             period_us: 20000.0,
             jitter_p99_us: 12.5,
