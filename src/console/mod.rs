@@ -12,9 +12,11 @@
 //!   stops the robot within the source's timeout too.
 //! - **Only the operator drives**: commands are signed with the operator key
 //!   (`teleop::auth`); without the key the console watches and can e-stop, nothing more.
+//! - **Gamepad** ([`gamepad`], feature `gamepad`): the enable button is the deadman.
 //! - **E-stop** goes out signed and on the public e-stop key (any console can stop the
 //!   robot); clearing it needs the key.
 
+pub mod gamepad;
 pub mod json;
 pub mod tui;
 

@@ -211,6 +211,16 @@ pub fn run(mut client: Client, limits: &LimitsConfig, stop: Arc<AtomicBool>) -> 
     let mut ui = Ui::default();
     let mut controls = Controls::new(DEADMAN);
     let mut last_draw: Option<Instant> = None;
+    // A gamepad where there is one: holding its enable button is a held key.
+    let pad = match super::gamepad::spawn() {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            lock(&model).message = format!("no gamepad support: {e}");
+            None
+        }
+    };
+    let mut pad_state = super::gamepad::PadState::default();
+    let mut pad_driving: Option<Instant> = None;
     let result = (|| -> anyhow::Result<()> {
         while !ui.quit && !stop.load(Ordering::SeqCst) {
             if event::poll(Duration::from_millis(10))? {
@@ -233,6 +243,36 @@ pub fn run(mut client: Client, limits: &LimitsConfig, stop: Arc<AtomicBool>) -> 
                             client.send(c, w);
                         }
                     }
+                }
+            }
+            while let Some(ev) = pad.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                use super::gamepad::PadEvent;
+                let wall = wall_ns();
+                match ev {
+                    PadEvent::State(s) => pad_state = s,
+                    PadEvent::Estop => {
+                        pad_driving = None;
+                        if let Some((c, k)) = controls.release(wall) {
+                            client.send(c, k);
+                        }
+                        client.send(OperatorCommand::Estop, wall);
+                        lock(&model).message = "E-STOP from the gamepad".into();
+                    }
+                    PadEvent::Disconnected => pad_state = Default::default(),
+                }
+                if pad_driving.is_some() && !pad_state.enable {
+                    pad_driving = None;
+                    if let Some((c, k)) = controls.release(wall) {
+                        client.send(c, k);
+                    }
+                }
+            }
+            if pad_state.enable && pad_driving.is_none_or(|t| t.elapsed() >= super::REPEAT) {
+                let speed = lock(&model).speed;
+                if let Some(t) = super::gamepad::twist_of(&pad_state, speed, limits) {
+                    pad_driving = Some(Instant::now());
+                    let (c, k) = controls.drive(t, Instant::now(), wall_ns());
+                    client.send(c, k);
                 }
             }
             if let Some((c, k)) = controls.poll(Instant::now(), wall_ns()) {
