@@ -688,6 +688,9 @@ struct SimCli {
     report: Option<PathBuf>,
     #[command(flatten)]
     common: SimCommon,
+    /// With --realtime: join the zenoh bus so `brainloop console` can attach.
+    #[command(flatten)]
+    net: NetCli,
 }
 
 #[derive(clap::Args)]
@@ -730,6 +733,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seed: a.seed,
                 seconds: a.seconds,
                 report: a.report,
+                bus: (!a.net.listen.is_empty() || !a.net.connect.is_empty()).then(|| a.net.args()),
             };
             let (summary, dir) = commands::sim(&args)?;
             println!("{}", commands::summary_text(&summary, &dir));

@@ -464,51 +464,20 @@ pub fn run_with(
     .context("cannot start the bus forwarders")?;
     let body_name = body.name();
     let region_names = brain.region_names();
-    // The teleop console's source: signed commands from `brainloop console` over the bus.
-    let operator = brain.integrator.teleop_input("operator").map(|input| {
-        crate::teleop::operator::OperatorTargets {
-            input,
-            controls: brain.integrator.operator_controls(),
-            local: bus.clone(),
-        }
-    });
-    let mut status = StatusWindow {
-        odo: crate::navigation::odometry::DeadReckoning::new(
-            robot.wheel_radius as f32,
-            robot.wheel_separation as f32,
-            robot.ticks_per_rev,
-        ),
-        last_state_ns: 0,
-        teleop_sources: brain.integrator.teleop_sources(),
-        concepts: brain.integrator.concept_names(),
-        capacity: cfg.integrator.context_capacity as u32,
-        body: body_name.clone(),
-        link: link_health,
-        instruction: opts.instruction.clone(),
-        instructions: bus.subscribe(topics::INSTRUCTION, 16),
-        last_stamp: 0,
-        key_to_wheel: Default::default(),
-        sleeps: 0,
-    };
+    let mut status = StatusWindow::new(
+        &cfg,
+        &robot,
+        &brain.integrator,
+        body_name.clone(),
+        link_health,
+        opts.instruction.clone(),
+        bus.subscribe(topics::INSTRUCTION, 16),
+    );
     let mut auth = None;
     let net = match &opts.bus {
         Some(o) => {
             let net = join_bus(o, &bus, std::mem::take(&mut brain.remote))?;
-            match operator {
-                Some(t) => {
-                    let path = crate::teleop::auth::key_path(&cfg.teleop.operator_key);
-                    let key = crate::teleop::auth::OperatorKey::load_or_create(&path)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    auth = Some(
-                        crate::teleop::operator::serve(&net, t, key, monotonic_ns)
-                            .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?,
-                    );
-                    tracing::info!(key = %path.display(), "teleop console: commands signed with this operator key drive");
-                }
-                None => tracing::warn!(
-                    "[teleop.sources] has no `operator`: the teleop console can watch but not drive"
-                ),
-            }
+            auth = serve_console(&cfg, &net, &brain.integrator, &bus, Arc::new(monotonic_ns))?;
             Some(net)
         }
         None if !brain.remote.is_empty() => {
@@ -924,6 +893,37 @@ struct StatusWindow {
 }
 
 impl StatusWindow {
+    /// A window for `integrator`'s records; `instructions` tells it the instruction text.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cfg: &Config,
+        robot: &RobotParams,
+        integrator: &Integrator,
+        body: String,
+        link: Option<Box<dyn Fn() -> crate::link::serial::LinkHealth + Send + Sync>>,
+        instruction: Option<String>,
+        instructions: crate::bus::Subscription<Instruction>,
+    ) -> Self {
+        Self {
+            odo: crate::navigation::odometry::DeadReckoning::new(
+                robot.wheel_radius as f32,
+                robot.wheel_separation as f32,
+                robot.ticks_per_rev,
+            ),
+            last_state_ns: 0,
+            teleop_sources: integrator.teleop_sources(),
+            concepts: integrator.concept_names(),
+            capacity: cfg.integrator.context_capacity as u32,
+            body,
+            link,
+            instruction,
+            instructions,
+            last_stamp: 0,
+            key_to_wheel: Default::default(),
+            sleeps: 0,
+        }
+    }
+
     fn push(&mut self, r: &TickRecord) {
         // A new key event reached the wheels: key-to-wheel latency.
         if r.teleop_stamp_ns != 0 && r.teleop_stamp_ns != self.last_stamp {
@@ -1055,6 +1055,120 @@ impl StatusWindow {
             },
         }
     }
+}
+
+/// The brain's reports on the bus for a loop that is not `run`'s (the real-time simulator):
+/// `LoopHealth` and `BrainStatus` at 10 Hz from the records the loop pushes into `ring` and
+/// the body state it stores in `state`, published from this thread (never the loop's).
+pub struct Reporter {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Serve the teleop console for `integrator` on `net`: its `operator` source, controls and the
+/// instruction topic of `local`, with commands stamped on `clock` (the loop's clock). Returns
+/// the verifier's counters (`None` without an `operator` source).
+pub fn serve_console(
+    cfg: &Config,
+    net: &crate::bus::zenoh::ZenohBus,
+    integrator: &Integrator,
+    local: &LocalBus,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+) -> Result<Option<Arc<crate::teleop::auth::AuthStats>>> {
+    let Some(input) = integrator.teleop_input("operator") else {
+        tracing::warn!(
+            "[teleop.sources] has no `operator`: the teleop console can watch but not drive"
+        );
+        return Ok(None);
+    };
+    let t = crate::teleop::operator::OperatorTargets {
+        input,
+        controls: integrator.operator_controls(),
+        local: local.clone(),
+    };
+    let path = crate::teleop::auth::key_path(&cfg.teleop.operator_key);
+    let key = crate::teleop::auth::OperatorKey::load_or_create(&path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stats = crate::teleop::operator::serve(net, t, key, clock)
+        .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?;
+    tracing::info!(key = %path.display(), "teleop console: commands signed with this operator key drive");
+    Ok(Some(stats))
+}
+
+/// Start a [`Reporter`] for `integrator` (built but not yet running) on `net`.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_reporter(
+    cfg: &Config,
+    robot: &RobotParams,
+    integrator: &Integrator,
+    net: Arc<crate::bus::zenoh::ZenohBus>,
+    local: &LocalBus,
+    regions: Vec<&'static str>,
+    body: String,
+    instruction: Option<String>,
+    auth: Option<Arc<crate::teleop::auth::AuthStats>>,
+    ring: Arc<RecordRing>,
+    state: Arc<AtomicCell<Option<BodyState>>>,
+) -> Result<Reporter> {
+    let mut window = HealthWindow::new(cfg);
+    let mut status = StatusWindow::new(
+        cfg,
+        robot,
+        integrator,
+        body,
+        None,
+        instruction,
+        local.subscribe(topics::INSTRUCTION, 16),
+    );
+    let e = |e: crate::bus::zenoh::ZenohError| anyhow::anyhow!("zenoh bus: {e}");
+    let mut health_pub = net
+        .publisher(&crate::bus::zenoh::net_topics::HEALTH)
+        .map_err(e)?;
+    let mut status_pub = net
+        .publisher(&crate::bus::zenoh::net_topics::STATUS)
+        .map_err(e)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("bus-reporter".into())
+        .spawn(move || {
+            use crate::bus::zenoh::Wire;
+            let mut last = TickRecord::default();
+            let mut buf = Vec::with_capacity(2048);
+            let mut next = std::time::Instant::now();
+            while !st.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+                while let Some(r) = ring.pop() {
+                    window.push(&r);
+                    status.push(&r);
+                    last = r;
+                }
+                let s = state.load();
+                if let Some(s) = &s {
+                    status.body_state(s);
+                }
+                if std::time::Instant::now() >= next {
+                    next += Duration::from_millis(100);
+                    health_pub.put(&window.message(&last, &regions, &net, last.now_ns).to_cdr());
+                    status.message(&last, s, auth.as_deref()).encode(&mut buf);
+                    status_pub.put(&buf);
+                }
+            }
+        })
+        .context("cannot start the bus reporter")?;
+    Ok(Reporter {
+        stop,
+        thread: Some(thread),
+    })
 }
 
 #[cfg(test)]

@@ -42,6 +42,18 @@ pub trait Brain {
     fn next_due(&self) -> Option<u64> {
         None
     }
+    /// The integrator, for a brain built on one (the teleop console attaches to it).
+    fn integrator(&self) -> Option<&crate::integrator::Integrator> {
+        None
+    }
+    /// The integrator's last tick record.
+    fn record(&self) -> Option<crate::integrator::TickRecord> {
+        None
+    }
+    /// Where new instructions go, and the clock they are stamped on (the simulation clock).
+    fn instructions(&self) -> Option<(InstructionInbox, Arc<AtomicU64>)> {
+        None
+    }
 }
 
 /// Errors building the simulated brain.
@@ -135,6 +147,8 @@ pub struct IntegratorBrain {
     region_names: Vec<&'static str>,
     /// Simulation time, ns, as the region threads read it (set by `sense` every step).
     clock: Arc<AtomicU64>,
+    /// The language region's inbox (a new instruction mid-episode: the console).
+    inbox: InstructionInbox,
 }
 
 impl std::fmt::Debug for IntegratorBrain {
@@ -217,6 +231,7 @@ impl IntegratorBrain {
             stamp_ns: 0,
             text: instruction.to_string(),
         });
+        let own_inbox = inbox.clone();
         let sources = Sources {
             frames: opts
                 .vision
@@ -296,6 +311,7 @@ impl IntegratorBrain {
             clock,
             frames,
             body_state,
+            inbox: own_inbox,
             sightings,
             pilot_target,
             hfov,
@@ -316,6 +332,18 @@ impl IntegratorBrain {
 }
 
 impl Brain for IntegratorBrain {
+    fn integrator(&self) -> Option<&crate::integrator::Integrator> {
+        Some(&self.integrator)
+    }
+
+    fn record(&self) -> Option<crate::integrator::TickRecord> {
+        Some(*self.integrator.last_record())
+    }
+
+    fn instructions(&self) -> Option<(InstructionInbox, Arc<AtomicU64>)> {
+        Some((self.inbox.clone(), self.clock.clone()))
+    }
+
     fn name(&self) -> String {
         format!(
             "integrator[{}]+{}",

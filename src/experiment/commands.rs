@@ -34,6 +34,9 @@ pub enum CommandError {
     /// Replay problem.
     #[error(transparent)]
     Record(#[from] crate::report::mcap::RecordError),
+    /// Options that do not go together.
+    #[error("{0}")]
+    Options(String),
 }
 
 /// Arguments shared by `sim` and `eval`.
@@ -77,6 +80,9 @@ pub struct SimArgs {
     pub seconds: Option<f64>,
     /// Report directory (None: `reports/<scenario>-seed<seed>`).
     pub report: Option<PathBuf>,
+    /// Join the zenoh bus (`--listen` / `--connect`; needs `--realtime`) so that the teleop
+    /// console can attach.
+    pub bus: Option<crate::nodes::NetArgs>,
 }
 
 /// `brainloop eval` arguments.
@@ -138,11 +144,26 @@ pub fn sim(args: &SimArgs) -> Result<(Summary, PathBuf), CommandError> {
         .report
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(format!("{}-seed{seed}", scenario.name)));
+    let bus = match &args.bus {
+        Some(net) => {
+            if !args.common.realtime {
+                return Err(CommandError::Options(
+                    "--listen / --connect put the brain on the bus for the teleop console: add --realtime (a lockstep run is not on the wall clock)".into(),
+                ));
+            }
+            Some(
+                crate::nodes::bus_options(&config, net)
+                    .map_err(|e| CommandError::Options(format!("{e:#}")))?,
+            )
+        }
+        None => None,
+    };
     let opts = EpisodeOptions {
         seed: Some(seed),
         seconds: args.seconds,
         instruction: args.instruction.clone(),
         report_dir: Some(report.clone()),
+        bus,
         ..episode_options(&args.common)
     };
     let bar = progress_bar(opts.seconds.unwrap_or(scenario.time_limit_s));

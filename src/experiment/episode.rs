@@ -91,6 +91,9 @@ pub struct EpisodeOptions {
     /// What sits between the brain and the wheels: the simulated board, or the real firmware on
     /// the emulated board (`--hil`).
     pub board: Board,
+    /// Join the zenoh bus (real time only): health and status out, the teleop console and
+    /// instructions in.
+    pub bus: Option<crate::bus::zenoh::ZenohOptions>,
 }
 
 impl Default for EpisodeOptions {
@@ -109,6 +112,7 @@ impl Default for EpisodeOptions {
             policy: PolicyKind::Grounded,
             physics: Physics::Mujoco,
             board: Board::Simulated,
+            bus: None,
         }
     }
 }
@@ -263,6 +267,97 @@ pub fn make_brain(
     })
 }
 
+/// A real-time episode on the zenoh bus: the reporter, the console's bridge, the instruction
+/// forwarder (dropped with the episode).
+struct OnBus {
+    ring: std::sync::Arc<crate::integrator::rt::RecordRing>,
+    state: std::sync::Arc<crossbeam_utils::atomic::AtomicCell<Option<crate::msg::BodyState>>>,
+    _reporter: crate::robot::Reporter,
+    _stop: StopOnDrop,
+    _net: std::sync::Arc<crate::bus::zenoh::ZenohBus>,
+}
+
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn join_bus(
+    config: &Config,
+    params: &RobotParams,
+    o: &crate::bus::zenoh::ZenohOptions,
+    brain: &dyn Brain,
+    instruction: &str,
+    body: String,
+) -> anyhow::Result<OnBus> {
+    use crate::bus::{topics, Bus, LocalBus};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (Some(integrator), Some((inbox, clock))) = (brain.integrator(), brain.instructions())
+    else {
+        anyhow::bail!("only the integrator's brain joins the bus (not --brain pilot)");
+    };
+    let net = Arc::new(
+        crate::bus::zenoh::ZenohBus::open(o, "integrator", crate::integrator::rt::monotonic_ns)
+            .map_err(|e| anyhow::anyhow!("cannot join the zenoh bus: {e}"))?,
+    );
+    let local = LocalBus::new();
+    net.route_in(
+        &local,
+        topics::INSTRUCTION,
+        crate::bus::zenoh::net_topics::INSTRUCTION,
+    )
+    .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?;
+    // New instructions (console, bus) into the language region, on the simulation clock.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sub = local.subscribe(topics::INSTRUCTION, 16);
+    let (st, c) = (stop.clone(), clock.clone());
+    std::thread::Builder::new()
+        .name("instruction-bridge".into())
+        .spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                if let Some(mut i) = sub.recv_timeout(std::time::Duration::from_millis(20)) {
+                    i.stamp_ns = c.load(Ordering::Acquire);
+                    inbox.set(i);
+                }
+            }
+        })?;
+    let c = clock.clone();
+    let sim_clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(move || c.load(Ordering::Acquire));
+    let auth = crate::robot::serve_console(config, &net, integrator, &local, sim_clock)?;
+    let ring = crate::integrator::rt::RecordRing::new(4096);
+    let state = Arc::new(crossbeam_utils::atomic::AtomicCell::new(None));
+    let regions: Vec<&'static str> = crate::msg::RegionId::ALL
+        .into_iter()
+        .map(|r| r.name())
+        .filter(|n| config.regions.get(*n).is_some_and(|r| r.enabled))
+        .collect();
+    let reporter = crate::robot::spawn_reporter(
+        config,
+        params,
+        integrator,
+        net.clone(),
+        &local,
+        regions,
+        body,
+        Some(instruction.to_string()),
+        auth,
+        ring.clone(),
+        state.clone(),
+    )?;
+    tracing::info!("on the zenoh bus: `brainloop console` can attach");
+    Ok(OnBus {
+        ring,
+        state,
+        _reporter: reporter,
+        _stop: StopOnDrop(stop),
+        _net: net,
+    })
+}
+
 /// Run one episode of `scenario`.
 pub fn run_episode(
     config: &Config,
@@ -301,6 +396,20 @@ pub fn run_episode(
     };
     let mut brain = make_brain(config, params, &instruction, opts)?;
     let mut body = bodies::build(opts.physics, &opts.board, params, &layout)?;
+    let on_bus = match &opts.bus {
+        Some(o) => Some(
+            join_bus(
+                config,
+                params,
+                o,
+                brain.as_ref(),
+                &instruction,
+                body.as_body().name(),
+            )
+            .map_err(|e| SimError::Options(format!("{e:#}")))?,
+        ),
+        None => None,
+    };
     let mut camera = match body.mujoco_mut() {
         Some(m) if opts.camera && brain.wants_camera() => Some(SimCamera::new(
             m,
@@ -404,6 +513,10 @@ pub fn run_episode(
             let late_cycles = wall_late_ns.unwrap_or(0) / period_ns;
             let t0 = Instant::now();
             let mut sample = brain.tick(now_ns, body.as_body_mut());
+            if let (Some(b), Some(r)) = (&on_bus, brain.record()) {
+                b.ring.push(&r);
+                b.state.store(Some(body.as_body().state()));
+            }
             sample.wall_ns = t0.elapsed().as_nanos() as u64;
             sample.wall_lateness_ns = wall_late_ns;
             if sample.compute_ns == 0 {

@@ -70,14 +70,15 @@ pub fn serve(
     net: &ZenohBus,
     targets: OperatorTargets,
     key: OperatorKey,
-    clock: fn() -> u64,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
 ) -> Result<Arc<AuthStats>, ZenohError> {
     let stats = Arc::new(AuthStats::default());
     // The verifier, and the last key event's (console, wall time, stamp here): a repeat of
     // one key event keeps the stamp it was first given, so it lapses from the key event.
     let state = Mutex::new((Verifier::new(key), (0u64, 0i64, 0u64)));
-    let (st, t) = (stats.clone(), targets.clone());
+    let (st, t, c) = (stats.clone(), targets.clone(), clock.clone());
     net.subscribe_raw(net_topics::OPERATOR, move |bytes| {
+        let clock = &c;
         let (now, wall) = (clock(), wall_ns());
         let mut g = state.lock().unwrap_or_else(|e| e.into_inner());
         let (verifier, last) = &mut *g;
