@@ -475,3 +475,48 @@ fn the_estop_names_the_source_that_holds_it() {
     let o = step(&mut m, &mut b, 3 * DT, intent(0.2, 0.0));
     assert_eq!((o.stop, o.estop_source), (StopReason::None, None));
 }
+
+#[test]
+fn a_teleop_source_that_lets_go_stops_the_robot_at_once() {
+    let (mut m, c, _) = stage();
+    let mut b = Probe::default();
+    let t = TeleopInput::new();
+    assert!(m.attach("operator", t.clone()));
+    let fwd = Twist {
+        linear: 0.3,
+        angular: 0.5,
+    };
+    let o = run_mode(
+        &mut m,
+        &mut b,
+        1,
+        50,
+        brainloop::msg::OperatorMode::Autonomous,
+        Some((&t, fwd)),
+        3.0,
+    );
+    assert_eq!((o.source, o.twist), (ControlSource::Teleop, fwd));
+    // Released: zero in the very next tick (no deceleration ramp); autonomy then ramps up.
+    t.send(TeleopCommand::Release, 51 * DT);
+    let o = step(&mut m, &mut b, 51 * DT, intent(0.4, 0.0));
+    assert_eq!((o.source, o.twist), (ControlSource::Autonomy, Twist::ZERO));
+    let o = step(&mut m, &mut b, 52 * DT, intent(0.4, 0.0));
+    assert!(
+        (o.twist.linear - c.limits.max_linear_accel * 0.02).abs() < 1e-9,
+        "{o:?}"
+    );
+    // Lapsed past the source's timeout (the deadman): the same.
+    let last = 60 * DT;
+    t.send(TeleopCommand::Drive(fwd), last);
+    let timeout = m.sources().next().unwrap().2;
+    let mut k = 60;
+    let o = loop {
+        let o = step(&mut m, &mut b, k * DT, intent(0.0, 0.0));
+        if o.source != ControlSource::Teleop {
+            break o;
+        }
+        k += 1;
+    };
+    assert!(k * DT - last > timeout && k * DT - last <= timeout + DT);
+    assert_eq!(o.twist, Twist::ZERO);
+}

@@ -143,7 +143,12 @@ pub fn run(mut client: Client, opts: &JsonOptions, stop: Arc<AtomicBool>) -> any
                 }
                 Some(Input::Command(c)) => {
                     if matches!(c, OperatorCommand::Estop | OperatorCommand::Release) {
-                        controls.release(wall);
+                        // Let go first, so nothing held resumes after a reset.
+                        if let Some((r, k)) = controls.release(wall) {
+                            if c == OperatorCommand::Estop {
+                                client.send(r, k);
+                            }
+                        }
                     }
                     if let OperatorCommand::Mode(m) = c {
                         lock(&model).mode = m;

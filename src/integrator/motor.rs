@@ -7,7 +7,8 @@
 //! e-stop from any source, latched, beats everything; then the highest-priority teleop source
 //! whose last command is fresher than its own timeout; then autonomy), clamps
 //! to `[limits]`, limits acceleration, converts the twist to wheel speeds and writes the body.
-//! A stale body state, an e-stop or a forced stop writes zero at once.
+//! A stale body state, an e-stop, a teleop source letting go (release or timeout) writes zero
+//! at once; a forced stop ramps down.
 
 use crate::body::{Body, RobotParams};
 use crate::config::{LimitsConfig, TeleopConfig};
@@ -78,6 +79,7 @@ pub struct MotorStage {
     last_now: Option<u64>,
     rejected: u64,
     assist: (f32, f32),
+    teleop_drove: bool,
 }
 
 impl std::fmt::Debug for MotorStage {
@@ -120,6 +122,7 @@ impl MotorStage {
             last_now: None,
             rejected: 0,
             assist: (teleop.assist_stop_m as f32, teleop.assist_slow_m as f32),
+            teleop_drove: false,
         }
     }
 
@@ -304,7 +307,15 @@ impl MotorStage {
             linear: target.linear.clamp(-l.max_linear_mps, l.max_linear_mps),
             angular: target.angular.clamp(-l.max_angular_rps, l.max_angular_rps),
         };
-        let twist = if stop == StopReason::Estop || stop == StopReason::StaleBody {
+        // A teleop source that let go (released, or lapsed past its timeout: the operator's
+        // deadman) stops the robot at once, as a released key does in teleop_twist_keyboard;
+        // autonomy then ramps up from rest.
+        let let_go = self.teleop_drove && source != ControlSource::Teleop;
+        self.teleop_drove = source == ControlSource::Teleop;
+        if let_go {
+            self.last = Twist::ZERO;
+        }
+        let twist = if stop == StopReason::Estop || stop == StopReason::StaleBody || let_go {
             Twist::ZERO
         } else {
             let step = |from: f64, to: f64, a: f64| from + (to - from).clamp(-a * dt, a * dt);
