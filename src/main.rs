@@ -570,6 +570,24 @@ enum BenchCmd {
         #[arg(long, hide = true)]
         peer: Option<String>,
     },
+    /// Console: the teleop console against a child `brainloop run --body kinematic` over TCP
+    /// loopback: integrator jitter and missed ticks without, with and again without a console
+    /// attached (drawing its TUI at 10 Hz, pressing seeded drive keys), key to wheel and
+    /// release to stop.
+    Console {
+        /// Seconds per phase (2..=3600).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// The brain's configuration file.
+        #[arg(long, default_value = "config/default.toml")]
+        config: PathBuf,
+        /// Seed of the key presses.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sim: lockstep real-time factor of the simulator, from physics alone to the whole brain.
     Sim {
         /// Scenario.
@@ -939,6 +957,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let opts = bench::BusBenchOptions {
                     seconds,
                     rate_hz: rate,
+                    ..Default::default()
+                };
+                let report = bench::run(&opts)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", bench::format_report(&report));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            BenchCmd::Console {
+                seconds,
+                config,
+                seed,
+                json,
+            } => {
+                use brainloop::experiment::console_bench as bench;
+                let opts = bench::ConsoleBenchOptions {
+                    seconds,
+                    config,
+                    seed,
                     ..Default::default()
                 };
                 let report = bench::run(&opts)?;
