@@ -27,9 +27,8 @@
 //! event to the tick that first applied it, from its `BrainStatus`, over the last 30 s of new
 //! key events), read at the end of B; the bench also watches `cmd_vel` (published every
 //! 20 ms) for key press to first moving command (presses from standstill) and release to the
-//! first zero command, so those two have about 20 ms resolution. Stopping includes the motor
-//! stage's ramp to zero at `[limits].max_linear_accel` / `max_angular_accel` (from the drive
-//! keys' 0.25 m/s at 1 m/s^2: 250 ms).
+//! first zero command, so those two have about 20 ms resolution. A teleop source that lets go
+//! stops the robot at once (the motor stage does not ramp a release down).
 //!
 //! The targets: key press to wheel command <= 50 ms p99, release to stop <= 300 ms,
 //! and no missed tick from the console's refresh. The bench reports whether this run met them;
@@ -76,9 +75,8 @@ const AUTOREPEAT_EVERY: Duration = Duration::from_millis(40);
 const TAIL: Duration = Duration::from_millis(600);
 /// Release to next press, s, for quick successive taps (half the holds)...
 const TAP_GAP: (f64, f64) = (0.05, 0.3);
-/// ...and for the other half, where the robot comes to rest before the next press (the motor
-/// stage ramps to zero at `[limits].max_linear_accel`: 0.25 m/s takes 250 ms) and release to
-/// stop is measured.
+/// ...and for the other half, where the robot comes to rest before the next press and release
+/// to stop is measured.
 const SETTLE_GAP: (f64, f64) = (0.45, 0.7);
 /// A key is held this long, s.
 const HOLD: (f64, f64) = (0.08, 0.5);
@@ -1171,7 +1169,7 @@ pub fn run(opts: &ConsoleBenchOptions) -> Result<ConsoleBenchReport> {
         format!("phase B is the console's whole life: Client::connect (the attach), the keys for --seconds, a {:.1} s tail, and closing its session", TAIL.as_secs_f64()),
         "key_to_cmd_vel and release_to_stop are seen on cmd_vel, which the brain publishes every 20 ms from its supervisor (drained every 10 ms): about 20 ms resolution; stop = linear and angular both zero".to_string(),
         "deadman releases coincide with the brain's own operator timeout (300 ms from the key event), so the brain may start stopping before the console's release is sent".to_string(),
-        "release to stop includes the motor stage's ramp to zero ([limits].max_linear_accel / max_angular_accel; 0.25 m/s at 1 m/s^2 is 250 ms); measured on the half of the releases followed by a 0.45-0.7 s pause (chosen at random), the others are quick taps whose next press may come before the stop".to_string(),
+        "release to stop: a teleop source that lets go stops the robot at once (no ramp); measured on the half of the releases followed by a 0.45-0.7 s pause (chosen at random), the others are quick taps whose next press may come before the stop".to_string(),
         "the brain's process and this one (console, observer) share the machine's CPUs".to_string(),
     ];
     if jitter.without.max(jitter.with) < 1.0 {
@@ -1334,7 +1332,7 @@ pub fn format_report(r: &ConsoleBenchReport) -> String {
     let t = &r.release_to_stop_ms;
     let _ = writeln!(
         s,
-        "release to stop (Release sent -> first zero cmd_vel, ~20 ms resolution, ramp included): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, min {:.1} ms, n = {} ({} explicit, {} deadman; {} unmeasured, {} quick taps not measured)   [<= {:.0} ms: {}]",
+        "release to stop (Release sent -> first zero cmd_vel, ~20 ms resolution): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, min {:.1} ms, n = {} ({} explicit, {} deadman; {} unmeasured, {} quick taps not measured)   [<= {:.0} ms: {}]",
         t.p50,
         t.p99,
         t.max,
