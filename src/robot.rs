@@ -1096,11 +1096,20 @@ pub fn serve_console(
         local: local.clone(),
     };
     let path = crate::teleop::auth::key_path(&cfg.teleop.operator_key);
-    let key = crate::teleop::auth::OperatorKey::load_or_create(&path)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Without a usable key the brain still runs, and any console can still stop it; nothing
+    // drives it from the bus.
+    let key = match crate::teleop::auth::OperatorKey::load_or_create(&path) {
+        Ok(k) => {
+            tracing::info!(key = %path.display(), "teleop console: commands signed with this operator key drive");
+            Some(k)
+        }
+        Err(e) => {
+            tracing::error!("{e}: the teleop console can watch and e-stop but not drive (fix the file, or set [teleop].operator_key / $BRAINLOOP_OPERATOR_KEY)");
+            None
+        }
+    };
     let stats = crate::teleop::operator::serve(net, t, key, clock)
         .map_err(|e| anyhow::anyhow!("zenoh bus: {e}"))?;
-    tracing::info!(key = %path.display(), "teleop console: commands signed with this operator key drive");
     Ok(Some(stats))
 }
 

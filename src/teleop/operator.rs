@@ -64,15 +64,34 @@ pub fn apply(t: &OperatorTargets, cmd: OperatorCommand, now_ns: u64, age_ns: u64
 }
 
 /// Serve the teleop console on `net`: signed commands on `teleop/operator` (verified with
-/// `key`; refusals counted and never executed) and any sample on the public `estop` key
-/// (always an e-stop). Returns the counters.
+/// `key`; refusals counted and never executed; without a key nothing there is executed) and
+/// any sample on the public `estop` key (always an e-stop). Returns the counters.
 pub fn serve(
     net: &ZenohBus,
     targets: OperatorTargets,
-    key: OperatorKey,
+    key: Option<OperatorKey>,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
 ) -> Result<Arc<AuthStats>, ZenohError> {
     let stats = Arc::new(AuthStats::default());
+    if let Some(key) = key {
+        serve_signed(net, &targets, key, clock.clone(), stats.clone())?;
+    }
+    let (st, input) = (stats.clone(), targets.input.clone());
+    net.subscribe_raw(net_topics::ESTOP, move |_| {
+        input.send(TeleopCommand::Estop, clock());
+        let n = st.public_estops.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(count = n, "e-stop from the bus");
+    })?;
+    Ok(stats)
+}
+
+fn serve_signed(
+    net: &ZenohBus,
+    targets: &OperatorTargets,
+    key: OperatorKey,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    stats: Arc<AuthStats>,
+) -> Result<(), ZenohError> {
     // The verifier, and the last key event's (console, wall time, stamp here): a repeat of
     // one key event keeps the stamp it was first given, so it lapses from the key event.
     let state = Mutex::new((Verifier::new(key), (0u64, 0i64, 0u64)));
@@ -100,13 +119,7 @@ pub fn serve(
         );
         apply(&t, b.cmd, stamp, 0);
     })?;
-    let (st, input) = (stats.clone(), targets.input.clone());
-    net.subscribe_raw(net_topics::ESTOP, move |_| {
-        input.send(TeleopCommand::Estop, clock());
-        let n = st.public_estops.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(count = n, "e-stop from the bus");
-    })?;
-    Ok(stats)
+    Ok(())
 }
 
 #[cfg(test)]
