@@ -81,6 +81,11 @@ enum Command {
     /// environment): instructions, teleop and e-stop from ROS 2 topics.
     #[cfg(feature = "ros2")]
     Ros2(RunCli),
+    /// Scenarios outside MuJoCo: `scenario export` writes one as a Gazebo world.
+    Scenario {
+        #[command(subcommand)]
+        cmd: ScenarioCmd,
+    },
     /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
     Replay {
         /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
@@ -471,6 +476,57 @@ struct AlignCli {
 }
 
 #[derive(Subcommand)]
+enum ScenarioCmd {
+    /// Write the scenario's arena (laid out for the seed) as a Gazebo world, SDFormat 1.9, with
+    /// the physics, user-commands, scene-broadcaster, sensors (ogre2) and IMU systems. Prints the
+    /// robot's start pose; `ros2 launch brainloop gazebo.launch.py` spawns the robot there.
+    Export {
+        /// Scenario name in scenarios/ (e.g. 03-green-cylinder-obstacles) or a path to a .toml.
+        scenario: String,
+        /// Layout seed (default: the scenario's, as `brainloop sim` uses it).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The world file to write.
+        #[arg(long)]
+        sdf: PathBuf,
+        /// Print only the start pose `x y yaw` (m, m, rad).
+        #[arg(long)]
+        print_start: bool,
+        /// Print one JSON object (scenario, seed, instruction, world, start, models, layout).
+        #[arg(long, conflicts_with = "print_start")]
+        json: bool,
+    },
+}
+
+fn run_scenario(cmd: ScenarioCmd) -> Result<ExitCode> {
+    let ScenarioCmd::Export {
+        scenario,
+        seed,
+        sdf,
+        print_start,
+        json,
+    } = cmd;
+    let dir = std::path::Path::new(brainloop::experiment::commands::SCENARIO_DIR);
+    let e = brainloop::sim::sdf::export(dir, &scenario, seed, &sdf)?;
+    let [x, y, yaw] = e.start;
+    if json {
+        println!("{}", serde_json::to_string(&e)?);
+    } else if print_start {
+        println!("{x} {y} {yaw}");
+    } else {
+        println!(
+            "{}: scenario {} (seed {}), world {}, {} models; start x {x} y {y} yaw {yaw}",
+            e.sdf.display(),
+            e.scenario,
+            e.seed,
+            e.world,
+            e.models.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
 enum ModelsCmd {
     /// Build every model into .cache/models from the installed PyPI packages (idempotent).
     Build,
@@ -809,6 +865,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scenario { cmd } => run_scenario(cmd),
         Command::Run(r) => run_robot(&r),
         Command::Node(n) => run_node(&n),
         Command::Up(r) => run_up(&r),

@@ -6,7 +6,8 @@
 //! board ([`hil`], `--hil`), [`kinematic`] the pure-Rust fallback with range rays from
 //! [`raycast`] (`--body kinematic`), and [`bodies`] picks one for an episode;
 //! [`scenario`] reads task files and lays out arenas from a seed, [`mjcf`] generates the MuJoCo
-//! model from the one robot description, and [`camera`] renders what the robot sees; [`parts`]
+//! model from the one robot description, [`sdf`] writes the same arena as a Gazebo world, and
+//! [`camera`] renders what the robot sees; [`parts`]
 //! holds what the bodies share (wheel motors, range-ray fan, contact episodes) and [`testing`]
 //! what their tests share. Running a brain against all this is [`crate::experiment`]'s job.
 
@@ -20,4 +21,5 @@ pub mod mujoco;
 pub mod parts;
 pub mod raycast;
 pub mod scenario;
+pub mod sdf;
 pub mod testing;
