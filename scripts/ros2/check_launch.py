@@ -6,7 +6,9 @@ LaunchConfiguration it uses, name only packages/executables that exist (brainloo
 Cargo.toml / package.xml; other ROS packages from a list of known package -> executables), pass
 brainloop only subcommands and flags that src/main.rs defines, and reference only files from the
 package share directory that exist in the repository and are installed to share
-(Cargo.toml [package.metadata.ros] install_to_share).
+(Cargo.toml [package.metadata.ros] install_to_share). A `scenario` argument's default must name a
+scenario in scenarios/, and a `brainloop scenario export` command line may use only flags
+src/main.rs defines.
 Exit 1 with one line per problem.
 """
 import ast
@@ -43,6 +45,19 @@ def kw(call, name):
     return None
 
 
+def resolve(node, consts):
+    """A constant, or a module-level NAME = "constant"."""
+    if isinstance(node, ast.Name):
+        return consts.get(node.id)
+    return const(node)
+
+
+def scenario_exists(value):
+    if value.endswith(".toml"):
+        return (ROOT / value).is_file()
+    return (ROOT / "scenarios" / f"{value}.toml").is_file()
+
+
 def subcommand_exists(name):
     variant = "".join(p.capitalize() for p in re.split(r"[-_]", name))
     return re.search(rf"^\s*{variant}\b", main_rs, re.M) is not None
@@ -75,13 +90,36 @@ for f in files:
                 for t in n.targets:
                     if isinstance(t, ast.Name):
                         share_vars[t.id] = const(n.value.args[0])
+    consts = {t.id: const(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and const(n.value) is not None}
     declared, used = set(), set()
     for n in ast.walk(tree):
+        # A `brainloop scenario export ...` command line (run before gz starts).
+        if isinstance(n, ast.List):
+            vals = [const(e) for e in n.elts]
+            for i in range(len(vals) - 1):
+                if vals[i] == "scenario" and vals[i + 1] == "export":
+                    if not subcommand_exists("scenario"):
+                        problems.append(f"{rel}: brainloop has no subcommand 'scenario'")
+                    for v in vals[i + 2:]:
+                        if isinstance(v, str) and v.startswith("--") and not flag_exists(v):
+                            problems.append(f"{rel}: brainloop scenario export has no flag {v}")
         if not isinstance(n, ast.Call):
             continue
         name = getattr(n.func, "id", None) or getattr(n.func, "attr", None)
         if name == "DeclareLaunchArgument" and n.args:
-            declared.add(const(n.args[0]))
+            arg = const(n.args[0])
+            declared.add(arg)
+            if arg == "scenario":
+                default = resolve(kw(n, "default_value"), consts)
+                if not isinstance(default, str) or not scenario_exists(default):
+                    problems.append(f"{rel}: scenario default {default!r} is not a file in scenarios/")
+        elif name == "ExecutableInPackage":
+            pkg, exe = const(kw(n, "package")), const(kw(n, "executable"))
+            if pkg == pkg_name and exe not in bins:
+                problems.append(f"{rel}: executable {exe!r} is not a binary of {pkg_name}")
+            elif pkg != pkg_name and exe not in KNOWN.get(pkg, set()):
+                problems.append(f"{rel}: unknown executable {exe!r} in package {pkg!r}")
         elif name == "LaunchConfiguration" and n.args:
             used.add(const(n.args[0]))
         elif name == "join" and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id in share_vars:
