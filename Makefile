@@ -36,6 +36,20 @@ check-ros2: bootstrap
 	$(PY) scripts/ros2/gen_msg_fixtures.py /tmp/brainloop-wire-$$$$.json && \
 	  diff -q /tmp/brainloop-wire-$$$$.json tests/fixtures/wire/cases.json && rm -f /tmp/brainloop-wire-$$$$.json
 
+# Gazebo without Gazebo: the official SDFormat parser (Debian libsdformat 12, SDF 1.9) loads the
+# xacro-expanded URDF and every scenario exported by `brainloop scenario export` (all of
+# scenarios/, three seeds each); the robot's drive, joint-state and sensor systems, the worlds'
+# systems and models, and config/ros_gz_bridge.yaml must agree (scripts/ros2/check_gazebo.py).
+SDF_CHECK := .cache/bin/sdf_check
+$(SDF_CHECK): scripts/ros2/sdf_check.cc | bootstrap
+	@mkdir -p $(dir $@)
+	g++ -std=c++17 -O1 -Wall -Wextra $< $$(pkg-config --cflags --libs sdformat12) -o $@
+.PHONY: check-gazebo
+check-gazebo: build $(SDF_CHECK)
+	$(PY) scripts/ros2/check_gazebo.py --bin $(BIN) --sdf-check $(SDF_CHECK)
+
+test: check-gazebo
+
 # Optional features, built together in one extra graph: `dds` (ROS 2 over DDS without a ROS 2
 # installation) and `camera` (OpenCV VideoCapture). Lints both, unit-tests the bridge and the
 # camera (a video file OpenCV writes plays back as RGB), then checks the bridge against Cyclone

@@ -24,6 +24,7 @@ APT_PACKAGES=(
   libosmesa6 libgl1 libegl1         # headless MuJoCo camera
   libopencv-dev                     # camera feature (OpenCV VideoCapture)
   fonts-dejavu-core                 # report plot labels (src/report/plot.rs)
+  libsdformat-dev g++               # SDFormat 12, Gazebo's parser: scripts/ros2/sdf_check.cc (make check-gazebo)
   unzip tmux
 )
 missing=()
@@ -58,8 +59,11 @@ fetch_wheel_lib onnxruntime 1.32.0 onnxruntime-1.32.0-cp311-cp311-manylinux_2_28
 fetch_wheel_lib mujoco 3.17.0 mujoco-3.17.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl \
   d66928d86a2d1b601bbaa4dc11db50214d17d5301bb8afd84721313b67ff0874 \
   mujoco/libmujoco.so.3.17.0 libmujoco.so.3.17.0
-ln -sf libmujoco.so.3.17.0 "$CACHE/lib/libmujoco.so"
-ln -sf libonnxruntime.so.1.32.0 "$CACHE/lib/libonnxruntime.so"
+# Only when missing or wrong: re-linking touches .cache/lib, which build.rs watches, so an
+# unconditional `ln -sf` made every `make` target rebuild brainloop.
+link() { [ "$(readlink "$CACHE/lib/$2" 2>/dev/null)" = "$1" ] || ln -sf "$1" "$CACHE/lib/$2"; }
+link libmujoco.so.3.17.0 libmujoco.so
+link libonnxruntime.so.1.32.0 libonnxruntime.so
 
 # ---------------------------------------------------------------- Python tools (venv)
 VENV=$CACHE/venv
