@@ -35,6 +35,8 @@ check-ros2: bootstrap
 	  diff -q /tmp/brainloop-cdr-$$$$.json tests/fixtures/cdr/cases.json && rm -f /tmp/brainloop-cdr-$$$$.json
 	$(PY) scripts/ros2/gen_msg_fixtures.py /tmp/brainloop-wire-$$$$.json && \
 	  diff -q /tmp/brainloop-wire-$$$$.json tests/fixtures/wire/cases.json && rm -f /tmp/brainloop-wire-$$$$.json
+	$(PY) scripts/ros2/gen_jazzy_fixtures.py /tmp/brainloop-jazzy-$$$$.json && \
+	  diff -q /tmp/brainloop-jazzy-$$$$.json tests/fixtures/cdr/jazzy.json && rm -f /tmp/brainloop-jazzy-$$$$.json
 
 # Gazebo without Gazebo: the official SDFormat parser (Debian libsdformat 12, SDF 1.9) loads the
 # xacro-expanded URDF and every scenario exported by `brainloop scenario export` (all of

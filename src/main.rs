@@ -81,6 +81,12 @@ enum Command {
     /// environment): instructions, teleop and e-stop from ROS 2 topics.
     #[cfg(feature = "ros2")]
     Ros2(RunCli),
+    /// The ROS 2 contract: `ros topics` lists the topics this node would use (after
+    /// `--ros-args` remaps and parameters); `ros reset-token` signs an e-stop reset.
+    Ros {
+        #[command(subcommand)]
+        cmd: RosCmd,
+    },
     /// Scenarios outside MuJoCo: `scenario export` writes one as a Gazebo world.
     Scenario {
         #[command(subcommand)]
@@ -102,11 +108,14 @@ enum Command {
     },
 }
 
+/// The configuration used when none is given.
+const DEFAULT_CONFIG: &str = "config/default.toml";
+
 /// `brainloop run` / `brainloop ros2` options.
 #[derive(clap::Args, Clone)]
 struct RunCli {
     /// Configuration file.
-    #[arg(long, default_value = "config/default.toml")]
+    #[arg(long, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Body to drive (overrides `[body].kind`): serial (the real robot), kinematic (a model),
     /// or ros2 (a ROS 2 base driver, `ros2` subcommand only).
@@ -285,6 +294,50 @@ impl RunCli {
     }
 
     fn options(&self) -> Result<brainloop::robot::RunOptions> {
+        self.with_ros_params()?.options_inner()
+    }
+
+    /// The command line with the node's ROS 2 parameters (`config`, `body`, `port`,
+    /// `instruction`, `seconds`) where it does not give them itself.
+    fn with_ros_params(&self) -> Result<RunCli> {
+        use brainloop::bus::ros_args::ParamValue;
+        let ros = ros_args();
+        let p = ros
+            .parameters("brainloop")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut r = self.clone();
+        let text = |k: &str| -> Result<Option<String>> {
+            match p.get(k) {
+                None => Ok(None),
+                Some(ParamValue::Str(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(v) => anyhow::bail!("parameter {k}: expected a non-empty string, got {v}"),
+            }
+        };
+        if let Some(c) = text("config")? {
+            if r.config == std::path::Path::new(DEFAULT_CONFIG) {
+                r.config = c.into();
+            }
+        }
+        r.body = r.body.or(text("body")?);
+        r.port = r.port.or(text("port")?);
+        r.instruction = r.instruction.or(text("instruction")?);
+        if r.seconds.is_none() {
+            if let Some(v) = p.get("seconds") {
+                r.seconds = Some(
+                    v.as_f64()
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "parameter seconds: expected a positive number, got {v}"
+                            )
+                        })?,
+                );
+            }
+        }
+        Ok(r)
+    }
+
+    fn options_inner(&self) -> Result<brainloop::robot::RunOptions> {
         use brainloop::config::BodyKind;
         let body = match self.body.as_deref() {
             None => None,
@@ -308,6 +361,7 @@ impl RunCli {
             dds: self.dds,
             bus: None,
             remote: Vec::new(),
+            ros: ros_args(),
         }
         .on_bus(&self.config, &self.net.args(), &[])
     }
@@ -473,6 +527,77 @@ struct AlignCli {
     /// Feed raw features to the linear map (default: signed square root first).
     #[arg(long)]
     linear_features: bool,
+}
+
+#[derive(Subcommand)]
+enum RosCmd {
+    /// The topics, types, directions and QoS of the node (`brainloop ros topics --ros-args -r
+    /// __ns:=/r1 -p stamped:=false`).
+    Topics {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a one-use e-stop reset for `~/estop_reset`, signed with the operator key; valid
+    /// for 2 s, so publish it at once: `ros2 topic pub --once /brainloop/estop_reset
+    /// std_msgs/msg/String "{data: $(brainloop ros reset-token)}"`.
+    ResetToken {
+        /// Configuration file (its `[teleop].operator_key`).
+        #[arg(long, default_value = "config/default.toml")]
+        config: PathBuf,
+        /// The operator key file (default: as the brain finds it).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+fn run_ros(cmd: RosCmd) -> Result<ExitCode> {
+    match cmd {
+        RosCmd::Topics { json } => {
+            let node = brainloop::bus::ros_map::RosNode::new(ros_args(), "brainloop")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let c = node.contract_json();
+            if json {
+                println!("{c}");
+            } else {
+                for t in c.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<3} {:<28} {:<38} {}",
+                        t["direction"].as_str().unwrap_or(""),
+                        t["name"].as_str().unwrap_or(""),
+                        t["type"].as_str().unwrap_or(""),
+                        t["qos"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        RosCmd::ResetToken { config, key } => {
+            let path = match key {
+                Some(k) => k,
+                None => {
+                    let cfg = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    brainloop::teleop::auth::key_path(&cfg.teleop.operator_key)
+                }
+            };
+            let key = brainloop::teleop::auth::OperatorKey::load(&path)?;
+            let now = brainloop::util::wall_ns();
+            let token = brainloop::teleop::auth::Signer::new(key).sign(
+                brainloop::msg::OperatorCommand::Reset,
+                now,
+                now,
+            );
+            println!("{}", brainloop::robot::to_hex(&token));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--ros-args` of this command line (taken out before clap parses the rest).
+static ROS_ARGS: std::sync::OnceLock<brainloop::bus::ros_args::RosArgs> =
+    std::sync::OnceLock::new();
+
+fn ros_args() -> brainloop::bus::ros_args::RosArgs {
+    ROS_ARGS.get().cloned().unwrap_or_default()
 }
 
 #[derive(Subcommand)]
@@ -866,6 +991,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scenario { cmd } => run_scenario(cmd),
+        Command::Ros { cmd } => run_ros(cmd),
         Command::Run(r) => run_robot(&r),
         Command::Node(n) => run_node(&n),
         Command::Up(r) => run_up(&r),
@@ -1072,7 +1198,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // launch_ros appends `--ros-args ...` to every executable it starts: take it out first.
+    let (args, ros) = match brainloop::bus::ros_args::split(std::env::args_os()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = ROS_ARGS.set(ros);
+    let cli = Cli::parse_from(args);
     init_logging(cli.log_format);
     match run(cli).context("brainloop") {
         Ok(code) => code,

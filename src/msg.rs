@@ -398,3 +398,83 @@ pub struct LatencySummary {
     /// Largest.
     pub max: f64,
 }
+
+/// The robot's motion for the ROS 2 bridges (`/odom`, `/tf`, `/joint_states`): the
+/// dead-reckoned pose in the odometry frame and the wheels, from the run's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RobotFeed {
+    /// Monotonic time of the body state it comes from, ns.
+    pub stamp_ns: u64,
+    /// Position in the odometry frame, m.
+    pub x: f64,
+    /// Position in the odometry frame, m.
+    pub y: f64,
+    /// Heading in the odometry frame, rad (counter-clockwise from x).
+    pub yaw: f64,
+    /// Forward speed, m/s.
+    pub linear: f64,
+    /// Yaw rate, rad/s.
+    pub angular: f64,
+    /// Wheel angles, left and right, rad (from the encoders).
+    pub wheel_pos: [f64; 2],
+    /// Wheel speeds, left and right, rad/s.
+    pub wheel_vel: [f64; 2],
+}
+
+/// One region's freshness in a [`DiagFeed`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegionFresh {
+    /// Region name.
+    pub name: String,
+    /// Whether the integrator's last tick found its embedding fresh.
+    pub fresh: bool,
+    /// Ticks on which it was stale, since the start.
+    pub stale_ticks: u64,
+}
+
+/// The serial link's counters in a [`DiagFeed`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LinkFeed {
+    /// Whether the port is open.
+    pub connected: bool,
+    /// Frames that failed their CRC.
+    pub crc_errors: u64,
+    /// Frames that did not decode.
+    pub decode_errors: u64,
+    /// Times the port was (re)opened.
+    pub connects: u64,
+}
+
+/// The brain's health for `/diagnostics` and `BatteryState`, from the run's supervisor
+/// (1 Hz).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DiagFeed {
+    /// Monotonic time of the report, ns.
+    pub stamp_ns: u64,
+    /// Configured tick rate, Hz.
+    pub rate_hz: f64,
+    /// Measured tick rate over the last second, Hz.
+    pub measured_hz: f64,
+    /// Start lateness p99 over the last second, us.
+    pub jitter_p99_us: f64,
+    /// Compute p99 over the last second, us.
+    pub compute_p99_us: f64,
+    /// Ticks since the start.
+    pub ticks: u64,
+    /// Missed deadlines since the start.
+    pub missed: u64,
+    /// Drowsiness, 0..=1.
+    pub drowsiness: f32,
+    /// Completed sleeps.
+    pub sleeps: u32,
+    /// Behaviour mode.
+    pub mode: String,
+    /// Whether the e-stop is latched.
+    pub estop: bool,
+    /// Each region that runs.
+    pub regions: Vec<RegionFresh>,
+    /// The serial link, when the body is one.
+    pub link: Option<LinkFeed>,
+    /// Battery voltage, V (0: unknown).
+    pub battery_v: f64,
+}

@@ -69,6 +69,8 @@ pub struct RunOptions {
     pub bus: Option<crate::bus::zenoh::ZenohOptions>,
     /// Regions that run in their own processes (`brainloop node NAME`, started by `up`).
     pub remote: Vec<crate::msg::RegionId>,
+    /// The ROS 2 node's `--ros-args` (name, namespace, remaps, parameters) for `--dds`.
+    pub ros: crate::bus::ros_args::RosArgs,
 }
 
 /// What a run did, printed at the end.
@@ -542,10 +544,17 @@ pub fn run_with(
 
     #[cfg(feature = "dds")]
     let _dds = if opts.dds {
-        let cfg = crate::bus::dds::DdsConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node = crate::bus::ros_map::RosNode::new(opts.ros.clone(), "brainloop")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let fq = if node.namespace == "/" {
+            format!("/{}", node.name)
+        } else {
+            format!("{}/{}", node.namespace, node.name)
+        };
+        let cfg = crate::bus::dds::DdsConfig::from_env(node).map_err(|e| anyhow::anyhow!("{e}"))?;
         let bridge = crate::bus::dds::DdsBridge::start(cfg, bus.clone())
             .map_err(|e| anyhow::anyhow!("cannot join the ROS 2 graph over DDS: {e}"))?;
-        tracing::info!("on the ROS 2 graph over DDS as /brainloop");
+        tracing::info!("on the ROS 2 graph over DDS as {fq}");
         Some(bridge)
     } else {
         None
@@ -555,7 +564,13 @@ pub fn run_with(
     let mut last = TickRecord::default();
     let mut drowsiness_max = 0.0f64;
     let mut last_log = 0u64;
-    let mut last_pub = 0u64;
+    let mut records_seen = 0u64;
+    let mut cmd_gate = Gate::new(20_000_000);
+    let mut feed_gate = Gate::new(20_000_000);
+    let mut last_diag = 0u64;
+    let resets = bus.subscribe(topics::ESTOP_RESET, 8);
+    let auth_stats = crate::teleop::auth::AuthStats::default();
+    let mut verifier = ros_reset_verifier(&cfg);
     let mut last_health = 0u64;
     let mut window = HealthWindow::new(&cfg);
     let mut health_pub = match &net {
@@ -576,6 +591,7 @@ pub fn run_with(
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));
         while let Some(r) = ring.pop() {
+            records_seen += 1;
             drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
             window.push(&r);
             status.push(&r);
@@ -606,12 +622,31 @@ pub fn run_with(
                 bus.publish(topics::BODY_STATE, &s);
             }
         }
-        // For the ROS 2 bridges (off the integrator thread; a no-op without subscribers).
+        // For the ROS 2 bridges (off the integrator thread; a no-op without subscribers):
+        // a command only for ticks that ran since the last one, so a stalled loop goes quiet
+        // and the base's own command timeout stops the robot.
         let now = monotonic_ns();
-        if now.saturating_sub(last_pub) >= 20_000_000 {
-            last_pub = now;
+        if cmd_gate.due(records_seen, now) {
             bus.publish(topics::CMD_VEL, &last.twist);
             bus.publish(topics::DROWSINESS, &last.drowsiness);
+        }
+        if let Some(s) = &state {
+            if feed_gate.due(s.stamp_ns, now) {
+                bus.publish(topics::ROBOT_FEED, &status.feed(s, &robot));
+            }
+        }
+        if now.saturating_sub(last_diag) >= 1_000_000_000 {
+            last_diag = now;
+            let d = window.diag(&last, &region_names, status.link_feed(), state, now);
+            bus.publish(topics::DIAG_FEED, &d);
+        }
+        for token in std::iter::from_fn(|| resets.try_recv()) {
+            reset_from_ros(
+                &token,
+                verifier.as_mut().map_err(|e| &*e),
+                &auth_stats,
+                &bus,
+            );
         }
         let now = monotonic_ns();
         if now - last_log > 1_000_000_000 {
@@ -669,6 +704,98 @@ pub fn run_with(
     })
 }
 
+/// Publish at most every `period_ns`, and only when `key` (records seen, a body-state stamp)
+/// moved since the last time: what is republished must be new.
+struct Gate {
+    last_key: Option<u64>,
+    last_ns: u64,
+    period_ns: u64,
+}
+
+impl Gate {
+    fn new(period_ns: u64) -> Self {
+        Self {
+            last_key: None,
+            last_ns: 0,
+            period_ns,
+        }
+    }
+
+    /// Whether to publish `key` now (0 means nothing yet).
+    fn due(&mut self, key: u64, now_ns: u64) -> bool {
+        if key == 0 || self.last_key == Some(key) {
+            return false;
+        }
+        if self.last_key.is_some() && now_ns.saturating_sub(self.last_ns) < self.period_ns {
+            return false;
+        }
+        self.last_key = Some(key);
+        self.last_ns = now_ns;
+        true
+    }
+}
+
+/// The verifier of e-stop resets from ROS 2 (`~/estop_reset`): the operator key, or why
+/// there is none (then every reset is refused, saying why). The run never creates a key.
+fn ros_reset_verifier(cfg: &Config) -> Result<crate::teleop::auth::Verifier, String> {
+    let path = crate::teleop::auth::key_path(&cfg.teleop.operator_key);
+    crate::teleop::auth::OperatorKey::load(&path)
+        .map(crate::teleop::auth::Verifier::new)
+        .map_err(|e| e.to_string())
+}
+
+/// Decode lowercase or uppercase hex; `None` for anything else.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Hex of `b`.
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A token from `~/estop_reset`: clears the `remote` e-stop latch only when it is a `Reset`
+/// signed with the operator key, fresh and not replayed. Returns whether it cleared.
+fn reset_from_ros(
+    token: &str,
+    verifier: Result<&mut crate::teleop::auth::Verifier, &String>,
+    stats: &crate::teleop::auth::AuthStats,
+    bus: &LocalBus,
+) -> bool {
+    let v = match verifier {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("ROS 2 e-stop reset refused: {e}");
+            return false;
+        }
+    };
+    let Some(sample) = from_hex(token) else {
+        tracing::warn!("ROS 2 e-stop reset refused: not a hex token (make one with `brainloop ros reset-token`)");
+        return false;
+    };
+    match v.verify(&sample, crate::util::wall_ns(), stats) {
+        Ok(b) if b.cmd == crate::msg::OperatorCommand::Reset => {
+            tracing::info!("e-stop reset from ROS 2, signed by the operator");
+            publish_teleop(bus, topics::TELEOP_REMOTE, TeleopCommand::ClearEstop).complete()
+        }
+        Ok(_) => {
+            tracing::warn!("ROS 2 e-stop reset refused: the signed command is not a reset");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("ROS 2 e-stop reset refused: {e}");
+            false
+        }
+    }
+}
+
 /// The loop's health over the last second of tick records, as `brainloop_msgs/LoopHealth`
 /// (published at 10 Hz on the bus by the integrator's process, off its thread).
 struct HealthWindow {
@@ -681,6 +808,8 @@ struct HealthWindow {
     was_sleeping: bool,
     period_us: f64,
     rates: [f64; crate::msg::RegionId::COUNT],
+    stale_ticks: [u64; crate::msg::RegionId::COUNT],
+    rate_hz: f64,
 }
 
 impl HealthWindow {
@@ -699,6 +828,8 @@ impl HealthWindow {
             was_sleeping: false,
             period_us: cfg.tick_period_ns() as f64 * 1e-3,
             rates,
+            stale_ticks: [0; crate::msg::RegionId::COUNT],
+            rate_hz: cfg.integrator.rate_hz,
         }
     }
 
@@ -709,6 +840,11 @@ impl HealthWindow {
             self.sleeps += 1;
         }
         self.was_sleeping = r.sleeping;
+        for (i, n) in self.stale_ticks.iter_mut().enumerate() {
+            if r.stale_mask & (1 << i) != 0 {
+                *n += 1;
+            }
+        }
         self.window
             .push_back((r.now_ns, r.lateness_ns, r.compute_ns));
         while self
@@ -720,6 +856,73 @@ impl HealthWindow {
         }
     }
 
+    /// The last second's loop figures: rate, lateness and compute percentiles (us).
+    fn figures(
+        &mut self,
+    ) -> (
+        f64,
+        crate::integrator::health::Percentiles,
+        crate::integrator::health::Percentiles,
+    ) {
+        self.lateness.reset();
+        self.compute.reset();
+        for &(_, l, c) in &self.window {
+            self.lateness.record(l);
+            self.compute.record(c);
+        }
+        let span_s = match (self.window.front(), self.window.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (b.0 - a.0) as f64 * 1e-9,
+            _ => 0.0,
+        };
+        let rate = if span_s > 0.0 {
+            (self.window.len() - 1) as f64 / span_s
+        } else {
+            0.0
+        };
+        (
+            rate,
+            self.lateness.percentiles_us(),
+            self.compute.percentiles_us(),
+        )
+    }
+
+    /// The health feed for the ROS 2 bridges' `/diagnostics` and `BatteryState`.
+    fn diag(
+        &mut self,
+        last: &TickRecord,
+        regions: &[&'static str],
+        link: Option<crate::msg::LinkFeed>,
+        state: Option<BodyState>,
+        now_ns: u64,
+    ) -> crate::msg::DiagFeed {
+        let (measured_hz, lp, cp) = self.figures();
+        let (jitter_p99_us, compute_p99_us) = (lp.p99, cp.p99);
+        crate::msg::DiagFeed {
+            stamp_ns: now_ns,
+            rate_hz: self.rate_hz,
+            measured_hz,
+            jitter_p99_us,
+            compute_p99_us,
+            ticks: self.ticks,
+            missed: self.missed,
+            drowsiness: last.drowsiness,
+            sleeps: self.sleeps,
+            mode: format!("{:?}", last.mode).to_lowercase(),
+            estop: last.estop,
+            regions: crate::msg::RegionId::ALL
+                .into_iter()
+                .filter(|id| regions.contains(&id.name()))
+                .map(|id| crate::msg::RegionFresh {
+                    name: id.name().into(),
+                    fresh: last.stale_mask & (1 << id.index()) == 0,
+                    stale_ticks: self.stale_ticks[id.index()],
+                })
+                .collect(),
+            link,
+            battery_v: state.map_or(0.0, |s| s.battery_v),
+        }
+    }
+
     fn message(
         &mut self,
         last: &TickRecord,
@@ -728,25 +931,7 @@ impl HealthWindow {
         now_ns: u64,
     ) -> crate::bus::wire::LoopHealthMsg {
         use crate::bus::wire::{Header, LoopHealthMsg, RegionFreshnessMsg};
-        self.lateness.reset();
-        self.compute.reset();
-        for &(_, l, c) in &self.window {
-            self.lateness.record(l);
-            self.compute.record(c);
-        }
-        let (lp, cp) = (
-            self.lateness.percentiles_us(),
-            self.compute.percentiles_us(),
-        );
-        let span_s = match (self.window.front(), self.window.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => (b.0 - a.0) as f64 * 1e-9,
-            _ => 0.0,
-        };
-        let rate_hz = if span_s > 0.0 {
-            (self.window.len() - 1) as f64 / span_s
-        } else {
-            0.0
-        };
+        let (rate_hz, lp, cp) = self.figures();
         let sources = net.sources();
         let regions = crate::msg::RegionId::ALL
             .into_iter()
@@ -941,6 +1126,37 @@ impl StatusWindow {
         if r.slept {
             self.sleeps += 1;
         }
+    }
+
+    /// The motion feed for the ROS 2 bridges: the dead-reckoned pose and the wheels of `s`.
+    fn feed(&self, s: &BodyState, robot: &RobotParams) -> crate::msg::RobotFeed {
+        let (x, y) = self.odo.pos();
+        let r = robot.wheel_radius;
+        let rad_per_tick = std::f64::consts::TAU / robot.ticks_per_rev.max(1) as f64;
+        let [wl, wr] = s.wheel_speed;
+        crate::msg::RobotFeed {
+            stamp_ns: s.stamp_ns,
+            x: x as f64,
+            y: y as f64,
+            yaw: self.odo.heading() as f64,
+            linear: r * (wl + wr) / 2.0,
+            angular: r * (wr - wl) / robot.wheel_separation,
+            wheel_pos: s.encoder_ticks.map(|t| t as f64 * rad_per_tick),
+            wheel_vel: s.wheel_speed,
+        }
+    }
+
+    /// The serial link's counters, when the body is one.
+    fn link_feed(&self) -> Option<crate::msg::LinkFeed> {
+        self.link.as_ref().map(|h| {
+            let h = h();
+            crate::msg::LinkFeed {
+                connected: h.connected,
+                crc_errors: h.stats.crc_errors,
+                decode_errors: h.stats.decode_errors,
+                connects: h.stats.connects,
+            }
+        })
     }
 
     fn body_state(&mut self, s: &BodyState) {
@@ -1186,9 +1402,12 @@ mod tests {
     use crate::bus::ros_map::{BoolMsg, Inbound, TwistMsg};
 
     /// The run's wiring: the console and a ROS 2 bridge share one bus but reach different mux
-    /// inputs, so ROS 2's `true -> false` e-stop edge clears only its own latch.
+    /// inputs; ROS 2's `false` on `~/estop` clears nothing, a reset signed with the operator key
+    /// clears only ROS 2's own latch, and an unsigned or replayed one nothing.
     #[test]
     fn console_and_ros2_reach_their_own_mux_inputs_over_the_bus() {
+        use crate::bus::ros_map::{RosClock, RosSettings};
+        use crate::teleop::auth::{AuthStats, OperatorKey, Signer, Verifier};
         let bus = LocalBus::new();
         let inbox = InstructionInbox::new();
         let (console, remote) = (TeleopInput::new(), TeleopInput::new());
@@ -1204,8 +1423,17 @@ mod tests {
         assert_eq!(forwarders.handles.len(), 3);
         assert!(console_line("/stop", &bus));
         assert!(console_line("  go to the red ball ", &bus));
-        // What a ROS 2 bridge does with `true`, `false` on /brainloop/estop and then a twist.
-        let mut ros = Inbound::new(bus.clone(), 1024, monotonic_ns);
+        // What a ROS 2 bridge does with `true`, `false` on ~/estop and then a twist.
+        let settings = RosSettings {
+            teleop_stamped: false,
+            ..RosSettings::default()
+        };
+        let mut ros = Inbound::new(
+            bus.clone(),
+            settings,
+            Arc::new(RosClock::new(false)),
+            monotonic_ns,
+        );
         ros.estop(BoolMsg { data: true });
         ros.estop(BoolMsg { data: false });
         let tw = Twist {
@@ -1213,21 +1441,84 @@ mod tests {
             angular: 0.0,
         };
         ros.teleop(&TwistMsg::from(tw));
-        let end = std::time::Instant::now() + Duration::from_secs(5);
-        while std::time::Instant::now() < end
-            && !(console.snapshot().unwrap().estop
+        let wait = |f: &dyn Fn() -> bool| {
+            let end = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < end && !f() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait(&|| {
+            console.snapshot().unwrap().estop
                 && remote.snapshot().unwrap().drive.is_some()
-                && inbox.get().is_some())
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+                && inbox.get().is_some()
+        });
+        let r = remote.snapshot().unwrap();
+        assert!(r.estop, "a false on ~/estop never clears: {r:?}");
+        // Resets: one not signed with the key, then a good one, then its replay.
+        let key = OperatorKey::from_bytes([7; 32]);
+        let mut verifier: Result<Verifier, String> = Ok(Verifier::new(key.clone()));
+        let stats = AuthStats::default();
+        let now = crate::util::wall_ns();
+        let forged = Signer::new(OperatorKey::from_bytes([8; 32])).sign(
+            crate::msg::OperatorCommand::Reset,
+            now,
+            now,
+        );
+        assert!(!reset_from_ros(
+            &to_hex(&forged),
+            verifier.as_mut().map_err(|e| &*e),
+            &stats,
+            &bus
+        ));
+        assert!(!reset_from_ros(
+            "not hex",
+            verifier.as_mut().map_err(|e| &*e),
+            &stats,
+            &bus
+        ));
+        let good = to_hex(&Signer::new(key).sign(crate::msg::OperatorCommand::Reset, now, now));
+        assert!(reset_from_ros(
+            &good,
+            verifier.as_mut().map_err(|e| &*e),
+            &stats,
+            &bus
+        ));
+        assert!(
+            !reset_from_ros(&good, verifier.as_mut().map_err(|e| &*e), &stats, &bus),
+            "replay"
+        );
+        let no_key = "operator key /x: not found".to_string();
+        assert!(!reset_from_ros(&good, Err(&no_key), &stats, &bus));
+        wait(&|| !remote.snapshot().unwrap().estop);
         assert!(!console_line("/quit", &bus));
         drop(forwarders);
         let (c, r) = (console.snapshot().unwrap(), remote.snapshot().unwrap());
-        assert!(c.estop, "the console's e-stop survives ROS 2's clear");
+        assert!(c.estop, "the console's e-stop survives ROS 2's reset");
         assert_eq!(c.drive, None);
         assert!(!r.estop && r.estop_events == 1, "{r:?}");
         assert_eq!(r.drive.map(|d| d.0), Some(tw));
         assert_eq!(inbox.get().unwrap().text, "go to the red ball");
+    }
+
+    /// What goes to the ROS 2 bridges is only what is new: no command before the first tick,
+    /// none while no tick runs (a stalled loop goes quiet), at most one per period.
+    #[test]
+    fn the_gate_passes_only_new_records_at_most_once_a_period() {
+        let mut g = Gate::new(20);
+        assert!(!g.due(0, 100), "nothing before the first record");
+        assert!(g.due(1, 100));
+        assert!(!g.due(1, 200), "no new record: a stall publishes nothing");
+        assert!(!g.due(2, 110), "within the period");
+        assert!(g.due(3, 120));
+        for t in 121..1000 {
+            assert!(!g.due(3, t));
+        }
+        assert!(g.due(4, 1000));
+        assert_eq!(
+            from_hex(&to_hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("zz"), None);
     }
 }

@@ -75,7 +75,15 @@ impl Peer {
             .arg(script)
             .args(["--instructions", &N_INSTR.to_string()])
             .args(["--teleop", &N_TELEOP.to_string()])
-            .args(["--rate", "200", "--timeout", "30", "--linger", "0.5"])
+            .args([
+                "--rate",
+                "200",
+                "--timeout",
+                "30",
+                "--linger",
+                "0.5",
+                "--stamped",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -171,9 +179,10 @@ fn cyclone_dds_interop_both_directions() {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         drain(&mut instr, &mut remote);
     }
-    // Cyclone -> brainloop: wait (bounded) for the peer's last message, the e-stop clear.
+    // Cyclone -> brainloop: wait (bounded) for the peer's e-stop (its `false` after it must
+    // never clear anything).
     let end = Instant::now() + Duration::from_secs(15);
-    while remote.last() != Some(&TeleopCommand::ClearEstop) && Instant::now() < end {
+    while !remote.contains(&TeleopCommand::Estop) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
         drain(&mut instr, &mut remote);
     }
@@ -266,8 +275,8 @@ fn cyclone_dds_interop_both_directions() {
         .collect();
     assert_eq!(
         estops,
-        [&TeleopCommand::Estop, &TeleopCommand::ClearEstop],
-        "e-stop then clear"
+        [&TeleopCommand::Estop],
+        "e-stop latched; the `false` after it cleared nothing"
     );
     assert_eq!(
         console_sub.try_recv(),
@@ -278,13 +287,13 @@ fn cyclone_dds_interop_both_directions() {
     assert_eq!(stats.dropped_in, 0);
     assert_eq!(
         (stats.instructions, stats.teleop, stats.estop),
-        (instr.len() as u64, N_TELEOP as u64, 2)
+        (instr.len() as u64, N_TELEOP as u64, 1)
     );
 
     println!(
         "DDS interop (Cyclone DDS {}): /cmd_vel {}/{N_CMD} at Cyclone, /brainloop/drowsiness {} \
          at Cyclone, /brainloop/instruction {}/{N_INSTR} at brainloop, teleop {}/{N_TELEOP}, \
-         e-stop {}/2, shutdown zero twist seen {}, in {:.1} s",
+         e-stop {}/1, shutdown zero twist seen {}, in {:.1} s",
         result["cyclonedds"].as_str().unwrap_or("?"),
         seqs.len(),
         as_usize(&drowsy["count"]),
@@ -417,4 +426,212 @@ fn outlet_never_blocks_and_accounts_for_every_command() {
     assert_eq!(s.cmd_vel_published, accepted);
     assert_eq!(s.cmd_vel_dropped, BURST - accepted + 2);
     assert_eq!(s.publish_errors, 0);
+}
+
+/// The Jazzy contract of the real executable, checked the way a ROS 2 user sees it: `brainloop
+/// run --body kinematic --dds --ros-args -r __node:=brainloop` (what launch_ros starts), driven
+/// by `scripts/ros2/jazzy_peer.py` on Cyclone DDS with the standard types only. TwistStamped
+/// teleop moves `/odom`; `/tf`, `/joint_states` (the URDF's joint names), `/diagnostics`,
+/// `/battery_state` and `~/drowsiness` arrive; bad teleop (non-finite, wrong frame, stale,
+/// future, zero stamp) moves nothing and is counted per reason on `/diagnostics`; `/cmd_vel`
+/// goes to zero on e-stop, stays there after a `false`, and is not published while the brain
+/// is frozen; a reset signed with the operator key lets it drive again.
+#[test]
+fn jazzy_contract_of_the_running_brain() {
+    if !inside_private_netns("jazzy_contract_of_the_running_brain") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("brainloop-jazzy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_path = dir.join("operator.key");
+    let key = brainloop::teleop::auth::OperatorKey::load_or_create(&key_path).expect("key");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut brain = Command::new(env!("CARGO_BIN_EXE_brainloop"))
+        .current_dir(root)
+        .args([
+            "run",
+            "--body",
+            "kinematic",
+            "--dds",
+            "--no-console",
+            "--seconds",
+            "60",
+        ])
+        .args([
+            "--ros-args",
+            "-r",
+            "__node:=brainloop",
+            "-p",
+            "use_sim_time:=false",
+        ])
+        .env("BRAINLOOP_OPERATOR_KEY", &key_path)
+        .env("BRAINLOOP_LOG", "info,rustdds=off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("brain.log")).unwrap())
+        .spawn()
+        .expect("start brainloop run");
+    let pid = brain.id() as i32;
+    let mut peer = Command::new(python())
+        .arg(root.join("scripts/ros2/jazzy_peer.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start jazzy_peer.py");
+    let out = peer.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |prefix: &str, within: Duration| -> String {
+        let end = Instant::now() + within;
+        loop {
+            let l = lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    let log = std::fs::read_to_string(dir.join("brain.log")).unwrap_or_default();
+                    panic!("jazzy peer: no {prefix} line within {within:?}; brain log:\n{log}")
+                });
+            if let Some(rest) = l.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+            eprintln!("peer: {l}");
+        }
+    };
+    let ready: serde_json::Value =
+        serde_json::from_str(&next("READY", Duration::from_secs(40))).unwrap();
+    eprintln!("peer ready: {ready}");
+    next("STALL", Duration::from_secs(30));
+    // Freeze the whole brain for a second, as a hung process would be.
+    let mono = brainloop::util::monotonic_ns;
+    let t_stop = mono() as f64 * 1e-9;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let t_cont = mono() as f64 * 1e-9;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let now = brainloop::util::wall_ns();
+    let token = brainloop::teleop::auth::Signer::new(key).sign(
+        brainloop::msg::OperatorCommand::Reset,
+        now,
+        now,
+    );
+    let stdin = peer.stdin.as_mut().unwrap();
+    writeln!(
+        stdin,
+        "RESUMED {t_stop:.6} {t_cont:.6} {}",
+        brainloop::robot::to_hex(&token)
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&next("RESULT", Duration::from_secs(30))).unwrap();
+    let _ = peer.wait();
+    // Stop exactly the brain we started, by its id, and let it finish cleanly.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = brain.wait().unwrap();
+    let log = std::fs::read_to_string(dir.join("brain.log")).unwrap_or_default();
+    eprintln!("jazzy contract: {r}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let m = &r["matched"];
+    for k in m.as_object().unwrap().keys() {
+        assert!(m[k].as_u64() >= Some(1), "{k} not matched: {m}\n{log}");
+    }
+    let c = &r["cmd_vel"];
+    assert_eq!(c["frames"], serde_json::json!(["base_footprint"]), "{r}");
+    assert!(c["drive"]["count"].as_u64() > Some(10), "{r}");
+    assert!(
+        c["drive"]["max_v"].as_f64() > Some(0.2),
+        "teleop drove: {r}"
+    );
+    assert!(
+        r["odom"]["drive_dx"].as_f64() > Some(0.2),
+        "/odom moved: {r}"
+    );
+    assert_eq!(
+        r["odom"]["frames"],
+        serde_json::json!(["odom->base_footprint"])
+    );
+    assert!(
+        r["tf"]
+            .as_array()
+            .unwrap()
+            .contains(&"odom->base_footprint".into()),
+        "{r}"
+    );
+    assert_eq!(
+        r["joint_states"]["names"],
+        serde_json::json!(["left_wheel_joint", "right_wheel_joint"])
+    );
+    // Bad input moves nothing and is counted, per reason.
+    assert!(c["bad"]["count"].as_u64() > Some(5), "{r}");
+    assert_eq!(c["bad"]["finite"], true);
+    assert!(
+        c["bad"]["max_abs_v"].as_f64() < Some(1e-9),
+        "bad teleop moved the robot: {r}"
+    );
+    let b = &r["diagnostics"]["bridge"];
+    for reason in [
+        "non_finite",
+        "wrong_frame",
+        "stale_stamp",
+        "future_stamp",
+        "unstamped",
+    ] {
+        let n: u64 = b[format!("rejected_{reason}")]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(n >= 1, "rejected_{reason} not counted on /diagnostics: {b}");
+    }
+    let names = r["diagnostics"]["names"].as_array().unwrap();
+    for n in [
+        "brainloop: integrator",
+        "brainloop: battery",
+        "brainloop: ros bridge",
+    ] {
+        assert!(
+            names.contains(&n.into()),
+            "{n} missing from /diagnostics: {names:?}"
+        );
+    }
+    // E-stop wins over teleop, and a `false` clears nothing.
+    assert!(c["estop"]["count"].as_u64() > Some(5), "{r}");
+    assert_eq!(
+        c["estop"]["max_abs_v"].as_f64(),
+        Some(0.0),
+        "moved while e-stopped: {r}"
+    );
+    // A frozen brain goes quiet (the base's own timeout stops it), and speaks again after.
+    assert!(c["stall"]["window_s"].as_f64() > Some(0.9), "{r}");
+    assert_eq!(
+        c["stall"]["count"], 0,
+        "/cmd_vel published while frozen: {r}"
+    );
+    assert!(c["after"].as_u64() > Some(0), "{r}");
+    // The signed reset clears the latch.
+    assert!(
+        c["reset"]["max_v"].as_f64() > Some(0.2),
+        "drove after the signed reset: {r}\n{log}"
+    );
+    assert!(r["battery_state"]["count"].as_u64() >= Some(1), "{r}");
+    assert!(r["drowsiness"]["count"].as_u64() >= Some(1), "{r}");
+    assert!(
+        status.success(),
+        "brainloop run after SIGINT: {status}\n{log}"
+    );
+    println!(
+        "Jazzy contract: /cmd_vel {} TwistStamped (drive max {:.2} m/s), /odom dx {:.2} m, \
+         bad teleop max |v| {}, e-stop max |v| {}, stall {:.2} s with {} /cmd_vel, rejected {b}",
+        c["count"],
+        c["drive"]["max_v"].as_f64().unwrap_or(0.0),
+        r["odom"]["drive_dx"].as_f64().unwrap_or(0.0),
+        c["bad"]["max_abs_v"],
+        c["estop"]["max_abs_v"],
+        c["stall"]["window_s"].as_f64().unwrap_or(0.0),
+        c["stall"]["count"]
+    );
 }

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from cyclonedds.internal import InvalidSample
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import array, float32, float64, sequence, uint8
+from cyclonedds.idl.types import array, float32, float64, int32, sequence, uint8, uint32
 from cyclonedds.pub import DataWriter
 from cyclonedds.qos import Policy, Qos
 from cyclonedds.sub import DataReader
@@ -49,6 +49,29 @@ class Vector3_(IdlStruct, typename="geometry_msgs::msg::dds_::Vector3_"):
 class Twist_(IdlStruct, typename="geometry_msgs::msg::dds_::Twist_"):
     linear: Vector3_
     angular: Vector3_
+
+
+@dataclass
+class Time_(IdlStruct, typename="builtin_interfaces::msg::dds_::Time_"):
+    sec: int32
+    nanosec: uint32
+
+
+@dataclass
+class Header_(IdlStruct, typename="std_msgs::msg::dds_::Header_"):
+    stamp: Time_
+    frame_id: str
+
+
+@dataclass
+class TwistStamped_(IdlStruct, typename="geometry_msgs::msg::dds_::TwistStamped_"):
+    header: Header_
+    twist: Twist_
+
+
+def now_stamp() -> Time_:
+    ns = time.time_ns()
+    return Time_(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 @dataclass
@@ -124,17 +147,21 @@ def main() -> int:
     ap.add_argument("--match-timeout", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=30.0, help="overall bound, s")
     ap.add_argument("--linger", type=float, default=1.0)
+    ap.add_argument("--stamped", action="store_true",
+                    help="TwistStamped on /cmd_vel and teleop (the Jazzy contract)")
     args = ap.parse_args()
     start = time.monotonic()
     deadline = start + args.timeout
 
     dp = DomainParticipant(args.domain)
-    cmd_reader = DataReader(dp, Topic(dp, rt("/cmd_vel"), Twist_), qos=ROS_QOS)
+    twist_t = TwistStamped_ if args.stamped else Twist_
+    cmd_reader = DataReader(dp, Topic(dp, rt("/cmd_vel"), twist_t), qos=ROS_QOS)
     drowsy_reader = DataReader(dp, Topic(dp, rt("/brainloop/drowsiness"), Float32_), qos=ROS_QOS)
     graph_reader = DataReader(dp, Topic(dp, "ros_discovery_info", ParticipantEntitiesInfo_),
                               qos=DISCOVERY_QOS)
     instr_writer = DataWriter(dp, Topic(dp, rt("/brainloop/instruction"), String_), qos=ROS_QOS)
-    teleop_writer = DataWriter(dp, Topic(dp, rt("/brainloop/teleop/cmd_vel"), Twist_), qos=ROS_QOS)
+    teleop_writer = DataWriter(dp, Topic(dp, rt("/brainloop/teleop/cmd_vel"), twist_t),
+                               qos=ROS_QOS)
     estop_writer = DataWriter(dp, Topic(dp, rt("/brainloop/estop"), Bool_), qos=ROS_QOS)
 
     cmd = {"count": 0, "seqs": [], "bad": 0, "zero": 0}
@@ -145,7 +172,11 @@ def main() -> int:
         for s in cmd_reader.take(N=64):
             if isinstance(s, InvalidSample):  # the writer went away (dispose/unregister)
                 continue
-            lin, ang = s.linear, s.angular
+            t = s.twist if args.stamped else s
+            if args.stamped and s.header.frame_id != "base_footprint":
+                cmd["bad"] += 1
+                continue
+            lin, ang = t.linear, t.angular
             if lin.x == 0.0 and ang.z == 0.0 and lin.y == 0.0 and ang.x == 0.0:
                 cmd["zero"] += 1
                 continue
@@ -203,8 +234,10 @@ def main() -> int:
             instr_writer.write(String_(data=f"instruction {v}"))
         elif kind == "teleop":
             x = (v + 1) / 1000.0
-            teleop_writer.write(Twist_(linear=Vector3_(x, 0.0, 0.0),
-                                       angular=Vector3_(0.0, 0.0, -2.0 * x)))
+            tw = Twist_(linear=Vector3_(x, 0.0, 0.0), angular=Vector3_(0.0, 0.0, -2.0 * x))
+            if args.stamped:
+                tw = TwistStamped_(header=Header_(stamp=now_stamp(), frame_id=""), twist=tw)
+            teleop_writer.write(tw)
         else:
             estop_writer.write(Bool_(data=v))
         sent[kind] += 1

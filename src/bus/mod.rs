@@ -22,6 +22,7 @@ pub mod cdr;
 #[cfg(feature = "dds")]
 pub mod dds;
 pub mod rmw_zenoh;
+pub mod ros_args;
 pub mod ros_map;
 pub mod slots;
 pub mod wire;
@@ -180,6 +181,13 @@ pub mod topics {
     pub const CMD_VEL: Topic<Twist> = Topic::new("/cmd_vel");
     /// The integrator's drowsiness, 0..=1.
     pub const DROWSINESS: Topic<f32> = Topic::new("/brain/drowsiness");
+    /// The robot's odometry and wheels, for the ROS 2 bridges (50 Hz, from the supervisor).
+    pub const ROBOT_FEED: Topic<RobotFeed> = Topic::new("/robot/feed");
+    /// The brain's health, for `/diagnostics` and `BatteryState` (1 Hz, from the supervisor).
+    pub const DIAG_FEED: Topic<DiagFeed> = Topic::new("/brain/diagnostics");
+    /// An e-stop reset token from a ROS 2 bridge (hex of an operator-signed `Reset`); the run
+    /// verifies it with the operator key and only then clears the `remote` latch.
+    pub const ESTOP_RESET: Topic<String> = Topic::new("/teleop/estop_reset");
 
     /// The teleop topic of the override mux source `name`, for the sources that have one.
     pub fn teleop(name: &str) -> Option<Topic<TeleopCommand>> {

@@ -5,5 +5,5 @@ pub mod clock;
 pub mod linalg;
 pub mod rng;
 
-pub use clock::monotonic_ns;
+pub use clock::{monotonic_ns, wall_ns};
 pub use rng::SplitMix;
