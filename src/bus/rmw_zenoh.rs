@@ -847,13 +847,19 @@ mod tests {
             ),
             "2/add_two_ints/example_interfaces::srv::dds_::AddTwoInts_/RIHS01_e118de6bf5eeb66a2491b5bda11202e7b68f198d6f67922cf30364858239c81a"
         );
-        let cmd_vel = crate::bus::ros_map::CMD_VEL;
+        let cmd_vel = crate::bus::ros_map::CMD_VEL_UNSTAMPED;
         assert_eq!(
             topic_key(0, cmd_vel.name, &cmd_vel.ros_type()).unwrap(),
             format!(
                 "0/cmd_vel/geometry_msgs::msg::dds_::Twist_/{}",
                 type_hash::TWIST
             )
+        );
+        // The Jazzy /cmd_vel, with the type hash rosbags computes (tests/fixtures/cdr/jazzy.json).
+        let stamped = crate::bus::ros_map::CMD_VEL;
+        assert_eq!(
+            topic_key(0, stamped.name, &stamped.ros_type()).unwrap(),
+            "0/cmd_vel/geometry_msgs::msg::dds_::TwistStamped_/RIHS01_5f0fcd4f81d5d06ad9b4c4c63e3ea51b82d6ae4d0558f1d475229b1121db6f64"
         );
         assert_eq!(topic_key(0, "/x", "std_msgs/msg/Int8"), None);
     }
