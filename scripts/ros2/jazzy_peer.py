@@ -374,6 +374,7 @@ def main() -> int:
         "matched": m,
         "cmd_vel": {
             "count": len(cmd),
+            "phases": {p: sum(1 for c in cmd if c[1] == p) for p in sorted({c[1] for c in cmd})},
             "frames": sorted({c[4] for c in cmd}),
             "drive": {"count": len(drive_cmd), "max_v": max((c[2] for c in drive_cmd), default=0.0)},
             "bad": {"count": len(bad_cmd), "max_abs_v": max((abs(c[2]) for c in bad_cmd), default=0.0),

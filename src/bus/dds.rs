@@ -161,6 +161,9 @@ pub struct DdsStats {
     pub drowsiness_published: u64,
     /// Publish calls the middleware refused.
     pub publish_errors: u64,
+    /// Times the node left and rejoined the graph because the process was stopped and
+    /// continued (RustDDS's event loops end on the EINTR that SIGSTOP + SIGCONT cause).
+    pub rejoins: u64,
 }
 
 const N_CODES: usize = ros_map::Rejected::CODES.len();
@@ -179,6 +182,7 @@ struct Counters {
     diagnostics_published: AtomicU64,
     drowsiness_published: AtomicU64,
     publish_errors: AtomicU64,
+    rejoins: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -207,6 +211,7 @@ impl Counters {
             diagnostics_published: l(&self.diagnostics_published),
             drowsiness_published: l(&self.drowsiness_published),
             publish_errors: l(&self.publish_errors),
+            rejoins: l(&self.rejoins),
         }
     }
 
@@ -329,6 +334,9 @@ impl DdsBridge {
         let thread = std::thread::Builder::new()
             .name("dds-bridge".into())
             .spawn(move || {
+                // The middleware's threads inherit this mask: the signals the process handles
+                // (Ctrl-C, SIGTERM) go to a thread that expects them, never interrupt DDS.
+                block_handled_signals();
                 // DDS entities are created on this thread so they never cross threads.
                 let mut ep = match Endpoints::create(&cfg) {
                     Ok(e) => e,
@@ -571,6 +579,33 @@ struct Loop<B> {
 
 /// Longest wait between two looks at the bus.
 const BUS_POLL: Duration = Duration::from_millis(5);
+/// A loop iteration longer than this means the process was stopped (or starved so long that
+/// the middleware's timers are off): the node rejoins the graph.
+const STOPPED_GAP: Duration = Duration::from_millis(250);
+
+/// Block, in the calling thread (and the threads it starts), the signals a brainloop process
+/// installs handlers for.
+fn block_handled_signals() {
+    // SAFETY: a sigset_t on the stack, initialised by sigemptyset before use; pthread_sigmask
+    // only changes the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGCHLD,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
 
 /// Take up to [`MAX_TAKE`] samples from `sub`, handing each to `f`; a sample that does not
 /// decode is counted as rejected.
@@ -626,15 +661,26 @@ impl<B: Bus> Loop<B> {
         let mut events = Events::with_capacity(16);
         let period = self.cfg.drowsiness_period;
         let mut next_drowsy = Instant::now() + period;
+        let mut last = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let timeout = next_drowsy
                 .saturating_duration_since(Instant::now())
                 .min(BUS_POLL);
+            let mut interrupted = false;
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    interrupted = true;
+                } else {
                     tracing::error!("dds bridge: poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
                 }
+            }
+            // SIGSTOP + SIGCONT (Ctrl-Z and fg, a debugger, a frozen cgroup) interrupts every
+            // epoll_wait in the process, and RustDDS's event loops end on that: rejoin.
+            let gap = last.elapsed();
+            last = Instant::now();
+            if interrupted || gap > STOPPED_GAP {
+                self.rejoin(ep, gap);
             }
             // Readers are edge-triggered: drain all of them on every wake-up.
             self.drain_inputs(ep);
@@ -654,6 +700,24 @@ impl<B: Bus> Loop<B> {
         }
         // Deactivating writes zero.
         self.publish_cmd(ep, Twist::ZERO);
+    }
+
+    /// Leave the graph and join it again with new endpoints (the old participant's threads
+    /// may have ended).
+    fn rejoin(&mut self, ep: &mut Endpoints, gap: Duration) {
+        let n = self.counters.rejoins.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            "dds bridge: the process was stopped or interrupted ({} ms without a turn): \
+             rejoining the ROS 2 graph ({n} so far)",
+            gap.as_millis()
+        );
+        match Endpoints::create(&self.cfg) {
+            Ok(mut fresh) => match fresh.register(&self.poll) {
+                Ok(()) => *ep = fresh,
+                Err(e) => tracing::error!("dds bridge: cannot watch the new endpoints: {e}"),
+            },
+            Err(e) => tracing::error!("dds bridge: cannot rejoin: {e}"),
+        }
     }
 
     fn drain_inputs(&mut self, ep: &Endpoints) {
@@ -926,11 +990,11 @@ mod tests {
                             w: 0.75,
                         },
                     },
-                    covariance: Covariance(cov),
+                    covariance: Fixed(cov),
                 },
                 twist: TwistWithCovariance {
                     twist: tw,
-                    covariance: Covariance(rev),
+                    covariance: Fixed(rev),
                 },
             },
             want("odometry"),

@@ -181,6 +181,9 @@ pub mod topics {
     pub const CMD_VEL: Topic<Twist> = Topic::new("/cmd_vel");
     /// The integrator's drowsiness, 0..=1.
     pub const DROWSINESS: Topic<f32> = Topic::new("/brain/drowsiness");
+    /// The body's state as a ROS 2 base driver reports it (`/joint_states`, `/imu`, `/scan`),
+    /// from a bridge, for `--body ros2`.
+    pub const BASE_STATE: Topic<BodyState> = Topic::new("/ros/base_state");
     /// The robot's odometry and wheels, for the ROS 2 bridges (50 Hz, from the supervisor).
     pub const ROBOT_FEED: Topic<RobotFeed> = Topic::new("/robot/feed");
     /// The brain's health, for `/diagnostics` and `BatteryState` (1 Hz, from the supervisor).

@@ -435,13 +435,16 @@ pub struct Pose {
     pub orientation: Quaternion,
 }
 
-/// A fixed-size `float64[36]` (a 6x6 row-major covariance): CDR writes it with no length.
+/// A fixed-size `float64[N]` (a covariance matrix, row-major): CDR writes it with no length.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Covariance(pub [f64; 36]);
+pub struct Fixed<const N: usize>(pub [f64; N]);
 
-impl Default for Covariance {
+/// `float64[36]`: a 6x6 covariance (x, y, z, roll, pitch, yaw).
+pub type Covariance = Fixed<36>;
+
+impl<const N: usize> Default for Fixed<N> {
     fn default() -> Self {
-        Covariance([0.0; 36])
+        Fixed([0.0; N])
     }
 }
 
@@ -452,14 +455,14 @@ impl Covariance {
         for (i, v) in d.into_iter().enumerate() {
             c[i * 7] = v;
         }
-        Covariance(c)
+        Fixed(c)
     }
 }
 
-impl Serialize for Covariance {
+impl<const N: usize> Serialize for Fixed<N> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        let mut t = s.serialize_tuple(36)?;
+        let mut t = s.serialize_tuple(N)?;
         for v in &self.0 {
             t.serialize_element(v)?;
         }
@@ -467,28 +470,28 @@ impl Serialize for Covariance {
     }
 }
 
-impl<'de> Deserialize<'de> for Covariance {
+impl<'de, const N: usize> Deserialize<'de> for Fixed<N> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Covariance;
+        struct V<const N: usize>;
+        impl<'de, const N: usize> serde::de::Visitor<'de> for V<N> {
+            type Value = Fixed<N>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                write!(f, "36 float64")
+                write!(f, "{N} float64")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut a: A,
-            ) -> Result<Covariance, A::Error> {
-                let mut c = [0.0; 36];
+            ) -> Result<Fixed<N>, A::Error> {
+                let mut c = [0.0; N];
                 for (i, v) in c.iter_mut().enumerate() {
                     *v = a
                         .next_element()?
                         .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
                 }
-                Ok(Covariance(c))
+                Ok(Fixed(c))
             }
         }
-        d.deserialize_tuple(36, V)
+        d.deserialize_tuple(N, V::<N>)
     }
 }
 
@@ -640,6 +643,50 @@ pub struct BatteryStateMsg {
 pub struct ClockMsg {
     /// Simulated time.
     pub clock: Time,
+}
+
+/// `sensor_msgs/msg/Imu`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImuMsg {
+    /// Stamp and frame.
+    pub header: Header,
+    /// Orientation.
+    pub orientation: Quaternion,
+    /// Its covariance.
+    pub orientation_covariance: Fixed<9>,
+    /// Angular velocity, rad/s.
+    pub angular_velocity: Vector3,
+    /// Its covariance.
+    pub angular_velocity_covariance: Fixed<9>,
+    /// Linear acceleration, m/s^2.
+    pub linear_acceleration: Vector3,
+    /// Its covariance.
+    pub linear_acceleration_covariance: Fixed<9>,
+}
+
+/// `sensor_msgs/msg/LaserScan`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaserScanMsg {
+    /// Stamp and frame.
+    pub header: Header,
+    /// First beam's angle, rad (counter-clockwise from x).
+    pub angle_min: f32,
+    /// Last beam's angle, rad.
+    pub angle_max: f32,
+    /// Between beams, rad.
+    pub angle_increment: f32,
+    /// Between measurements, s.
+    pub time_increment: f32,
+    /// Between scans, s.
+    pub scan_time: f32,
+    /// Shortest valid range, m.
+    pub range_min: f32,
+    /// Longest valid range, m.
+    pub range_max: f32,
+    /// Ranges, m (NaN / out of [range_min, range_max]: no valid return; +inf: nothing in range).
+    pub ranges: Vec<f32>,
+    /// Intensities (may be empty).
+    pub intensities: Vec<f32>,
 }
 
 /// `std_msgs/msg/String`.
@@ -1119,6 +1166,108 @@ pub fn diagnostics(d: &DiagFeed, stamp: Time, node: &str, b: &BridgeCounts) -> D
     }
 }
 
+// ------------------------------------------------------------------ a ROS 2 base driver as the body
+
+/// Topics in when the body is a ROS 2 base driver (`--body ros2`: Gazebo's diff drive, a
+/// vendor base): its wheel joints, its IMU and its laser.
+pub const BASE_JOINT_STATES: RosTopic =
+    RosTopic::new("joint_states", "sensor_msgs", "JointState", In, SensorData);
+/// The base's IMU.
+pub const BASE_IMU: RosTopic = RosTopic::new("imu", "sensor_msgs", "Imu", In, SensorData);
+/// The base's laser, as the range rays.
+pub const BASE_SCAN: RosTopic = RosTopic::new("scan", "sensor_msgs", "LaserScan", In, SensorData);
+
+/// The body's encoders and wheel speeds from a base driver's `JointState` (the joints named
+/// `left_wheel_joint` / `right_wheel_joint` in the settings), into `b`. Refused when a wheel
+/// joint is missing or not finite; `b` is then unchanged.
+pub fn base_joint_states(
+    m: &JointStateMsg,
+    s: &RosSettings,
+    ticks_per_rev: u32,
+    b: &mut crate::msg::BodyState,
+) -> Result<(), Rejected> {
+    let mut ticks = [0i64; 2];
+    let mut speed = [0f64; 2];
+    for (i, joint) in s.wheel_joints.iter().enumerate() {
+        let k = m
+            .name
+            .iter()
+            .position(|n| n == joint)
+            .ok_or_else(|| Rejected::Undecodable(format!("no joint {joint}")))?;
+        let p = m.position.get(k).copied().unwrap_or(f64::NAN);
+        let v = m.velocity.get(k).copied().unwrap_or(0.0);
+        if !(p.is_finite() && v.is_finite()) {
+            return Err(Rejected::NonFinite);
+        }
+        ticks[i] = (p / std::f64::consts::TAU * ticks_per_rev as f64).round() as i64;
+        speed[i] = v;
+    }
+    b.encoder_ticks = ticks;
+    b.wheel_speed = speed;
+    Ok(())
+}
+
+/// The body's gyro and accelerometer from a base's `Imu`, into `b`; refused when not finite.
+pub fn base_imu(m: &ImuMsg, b: &mut crate::msg::BodyState) -> Result<(), Rejected> {
+    let (w, a) = (m.angular_velocity, m.linear_acceleration);
+    if ![w.z, a.x, a.y].iter().all(|v| v.is_finite()) {
+        return Err(Rejected::NonFinite);
+    }
+    b.gyro_z = w.z;
+    b.accel = [a.x, a.y];
+    Ok(())
+}
+
+/// A laser scan as the body's range rays at `rays` (directions in the base frame, rad, right
+/// to left): each ray is the nearest valid return within half a ray spacing of it (a sector
+/// minimum: an obstacle between two rays is not lost), `range_max` where nothing is in
+/// range. Invalid beams (NaN, under `range_min`) are skipped; a sector with no valid beam
+/// reads `range_max` only if the scan saw it free (+inf or over `range_max`), else 0 (blind:
+/// treated as blocked). Refused when the scan's geometry is not finite or empty.
+pub fn scan_rays(m: &LaserScanMsg, rays: &[f64], range_max: f32) -> Result<Vec<f32>, Rejected> {
+    if !(m.angle_min.is_finite() && m.angle_increment.is_finite())
+        || m.angle_increment == 0.0
+        || m.ranges.is_empty()
+    {
+        return Err(Rejected::Undecodable(
+            "laser scan with no beams or no geometry".into(),
+        ));
+    }
+    let half = if rays.len() > 1 {
+        (rays[1] - rays[0]).abs() / 2.0
+    } else {
+        std::f64::consts::PI
+    };
+    Ok(rays
+        .iter()
+        .map(|&a| {
+            let mut best: Option<f32> = None;
+            let mut free = false;
+            for (i, &r) in m.ranges.iter().enumerate() {
+                let beam = m.angle_min as f64 + i as f64 * m.angle_increment as f64;
+                let d = (beam - a + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
+                    - std::f64::consts::PI;
+                if d.abs() > half {
+                    continue;
+                }
+                if r.is_nan() || r < m.range_min {
+                    continue;
+                }
+                if r.is_infinite() || r > m.range_max {
+                    free = true;
+                    continue;
+                }
+                best = Some(best.map_or(r, |b: f32| b.min(r)));
+            }
+            match best {
+                Some(b) => b.min(range_max),
+                None if free => range_max,
+                None => 0.0,
+            }
+        })
+        .collect())
+}
+
 // ------------------------------------------------------------------ onto and off the bus
 
 /// What became of one incoming ROS 2 message.
@@ -1155,6 +1304,15 @@ pub struct Inbound<B> {
     settings: RosSettings,
     clock: std::sync::Arc<RosClock>,
     mono: fn() -> u64,
+    base: Option<BaseIn>,
+}
+
+/// What a base driver has reported so far.
+struct BaseIn {
+    ticks_per_rev: u32,
+    rays: Vec<f64>,
+    range_max: f32,
+    state: crate::msg::BodyState,
 }
 
 impl<B: Bus> Inbound<B> {
@@ -1171,7 +1329,73 @@ impl<B: Bus> Inbound<B> {
             settings,
             clock,
             mono,
+            base: None,
         }
+    }
+
+    /// Also take a base driver's `joint_states`, `imu` and `scan` as the body's state (on
+    /// [`topics::BASE_STATE`], stamped on arrival so a silent driver goes stale): encoders
+    /// of `ticks_per_rev`, range rays at `rays` (rad) up to `range_max` (m).
+    pub fn with_base(mut self, ticks_per_rev: u32, rays: Vec<f64>, range_max: f32) -> Self {
+        self.base = Some(BaseIn {
+            ticks_per_rev,
+            rays,
+            range_max,
+            state: crate::msg::BodyState::default(),
+        });
+        self
+    }
+
+    fn base_update(
+        &mut self,
+        f: impl FnOnce(&mut BaseIn) -> Result<(), Rejected>,
+        stamp: bool,
+    ) -> Outcome {
+        let now = (self.mono)();
+        let Some(b) = self.base.as_mut() else {
+            return Outcome::Ignored;
+        };
+        if let Err(r) = f(b) {
+            return Outcome::Rejected(r);
+        }
+        // The wheels are what make the body fresh: an IMU or a laser alone does not.
+        if stamp {
+            b.state.stamp_ns = now;
+        }
+        if b.state.stamp_ns == 0 {
+            return Outcome::Ignored;
+        }
+        let s = b.state;
+        self.bus.publish(topics::BASE_STATE, &s).into()
+    }
+
+    /// A base driver's `joint_states`.
+    pub fn base_joint_states(&mut self, m: &JointStateMsg) -> Outcome {
+        let s = self.settings.clone();
+        self.base_update(
+            |b| base_joint_states(m, &s, b.ticks_per_rev, &mut b.state),
+            true,
+        )
+    }
+
+    /// A base driver's `imu`.
+    pub fn base_imu(&mut self, m: &ImuMsg) -> Outcome {
+        self.base_update(|b| base_imu(m, &mut b.state), false)
+    }
+
+    /// A base driver's `scan`.
+    pub fn base_scan(&mut self, m: &LaserScanMsg) -> Outcome {
+        self.base_update(
+            |b| {
+                let r = scan_rays(m, &b.rays, b.range_max)?;
+                let n = r.len().min(crate::msg::RANGE_RAYS_MAX);
+                b.state.range = [0.0; crate::msg::RANGE_RAYS_MAX];
+                b.state.range[..n].copy_from_slice(&r[..n]);
+                b.state.range_count = n as u8;
+                Ok(())
+            },
+            false,
+        )
     }
 
     /// A message from `~/instruction`.
@@ -1675,6 +1899,98 @@ mod tests {
             &RosSettings::default(),
         );
         assert!(!none.present && none.percentage.is_nan());
+    }
+
+    #[test]
+    fn a_base_driver_becomes_the_body_state() {
+        let bus = LocalBus::new();
+        let sub = bus.subscribe(topics::BASE_STATE, 8);
+        let rays: Vec<f64> = (0..3).map(|i| -0.5 + 0.5 * i as f64).collect();
+        let mut inb = Inbound::new(
+            bus.clone(),
+            RosSettings::default(),
+            Arc::new(RosClock::new(false)),
+            mono,
+        )
+        .with_base(1000, rays.clone(), 2.0);
+        let imu = ImuMsg {
+            angular_velocity: Vector3 {
+                x: 0.0,
+                y: 0.0,
+                z: 0.3,
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            inb.base_imu(&imu),
+            Outcome::Ignored,
+            "no wheels yet: not fresh"
+        );
+        let js = JointStateMsg {
+            name: vec![
+                "caster".into(),
+                "right_wheel_joint".into(),
+                "left_wheel_joint".into(),
+            ],
+            position: vec![9.0, std::f64::consts::PI, std::f64::consts::TAU],
+            velocity: vec![0.0, 2.0, 1.0],
+            ..Default::default()
+        };
+        assert_eq!(inb.base_joint_states(&js), Outcome::Delivered);
+        let b = sub.try_recv().unwrap();
+        assert_eq!(
+            (b.encoder_ticks, b.wheel_speed, b.gyro_z),
+            ([1000, 500], [1.0, 2.0], 0.3)
+        );
+        assert_eq!(b.stamp_ns, 9_000);
+        let mut bad = js.clone();
+        bad.velocity[2] = f64::NAN;
+        assert_eq!(
+            inb.base_joint_states(&bad),
+            Outcome::Rejected(Rejected::NonFinite)
+        );
+        bad.name[2] = "wheel".into();
+        assert!(matches!(
+            inb.base_joint_states(&bad),
+            Outcome::Rejected(Rejected::Undecodable(_))
+        ));
+        // A scan from -0.6 to 0.6 rad in 0.1 steps: an obstacle at 0.8 m between the right and
+        // middle rays, nothing ahead, one beam on the left blind (NaN) and one free (+inf).
+        let mut ranges = vec![f32::INFINITY; 13];
+        ranges[3] = 0.8; // -0.3 rad
+        ranges[12] = f32::NAN; // +0.6: outside every sector anyway
+        ranges[11] = 5.0; // +0.5, beyond range_max 3.0: free
+        ranges[10] = 0.05; // under range_min: invalid
+        let scan = LaserScanMsg {
+            angle_min: -0.6,
+            angle_max: 0.6,
+            angle_increment: 0.1,
+            range_min: 0.1,
+            range_max: 3.0,
+            ranges,
+            ..Default::default()
+        };
+        assert_eq!(scan_rays(&scan, &rays, 2.0).unwrap(), [0.8, 2.0, 2.0]);
+        assert_eq!(inb.base_scan(&scan), Outcome::Delivered);
+        let b = std::iter::from_fn(|| sub.try_recv()).last().unwrap();
+        assert_eq!((b.range_count, &b.range[..3]), (3, &[0.8f32, 2.0, 2.0][..]));
+        let mut blind = scan.clone();
+        blind.ranges = vec![f32::NAN; 13];
+        assert_eq!(
+            scan_rays(&blind, &rays, 2.0).unwrap(),
+            [0.0, 0.0, 0.0],
+            "blind is blocked"
+        );
+        blind.angle_increment = 0.0;
+        assert!(scan_rays(&blind, &rays, 2.0).is_err());
+        // Without with_base the topics mean nothing.
+        let mut plain = Inbound::new(
+            bus,
+            RosSettings::default(),
+            Arc::new(RosClock::new(false)),
+            mono,
+        );
+        assert_eq!(plain.base_joint_states(&js), Outcome::Ignored);
     }
 
     fn mono() -> u64 {
