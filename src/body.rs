@@ -113,6 +113,23 @@ impl RobotParams {
         }
     }
 
+    /// Directions of the range rays in the body frame, rad: `range_rays` (at most
+    /// `RANGE_RAYS_MAX`) spread evenly across `range_fov_deg`, right to left; one ray looks
+    /// ahead.
+    pub fn ray_angles(&self) -> Vec<f64> {
+        let n = (self.range_rays as usize).min(crate::msg::RANGE_RAYS_MAX);
+        let fov = self.range_fov_deg.to_radians();
+        (0..n)
+            .map(|i| {
+                if n > 1 {
+                    -fov / 2.0 + fov * i as f64 / (n - 1) as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
     /// Body twist from wheel speeds (forward kinematics).
     pub fn wheels_to_twist(&self, w: WheelSpeeds) -> Twist {
         Twist {

@@ -344,8 +344,24 @@ impl RunCli {
             Some("serial") => Some(BodyKind::Serial),
             Some("kinematic") => Some(BodyKind::Kinematic),
             Some("sim") => Some(BodyKind::Sim),
-            Some(other) => anyhow::bail!("--body {other}: allowed values are serial, kinematic"),
+            Some("ros2") => None,
+            Some(other) => {
+                anyhow::bail!(
+                    "--body {other}: allowed values are serial, kinematic, ros2 (with --dds)"
+                )
+            }
         };
+        #[cfg(feature = "dds")]
+        let dds = self.dds;
+        #[cfg(not(feature = "dds"))]
+        let dds = false;
+        let ros_base = self.body.as_deref() == Some("ros2");
+        if ros_base && !dds {
+            anyhow::bail!(
+                "--body ros2 drives a ROS 2 base driver over DDS: add --dds (a build with \
+                 --features dds), or use the r2r node (`brainloop ros2`, --features ros2)"
+            );
+        }
         brainloop::robot::RunOptions {
             config: self.config.clone(),
             body,
@@ -362,6 +378,7 @@ impl RunCli {
             bus: None,
             remote: Vec::new(),
             ros: ros_args(),
+            ros_base,
         }
         .on_bus(&self.config, &self.net.args(), &[])
     }
@@ -537,6 +554,10 @@ enum RosCmd {
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        /// As with `run --body ros2`: the base is a ROS 2 driver whose joint_states, imu and
+        /// scan the brain reads (and whose odom and tf it leaves alone).
+        #[arg(long, value_name = "ros2")]
+        body: Option<String>,
     },
     /// Print a one-use e-stop reset for `~/estop_reset`, signed with the operator key; valid
     /// for 2 s, so publish it at once: `ros2 topic pub --once /brainloop/estop_reset
@@ -553,9 +574,15 @@ enum RosCmd {
 
 fn run_ros(cmd: RosCmd) -> Result<ExitCode> {
     match cmd {
-        RosCmd::Topics { json } => {
-            let node = brainloop::bus::ros_map::RosNode::new(ros_args(), "brainloop")
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        RosCmd::Topics { json, body } => {
+            let node = match body.as_deref() {
+                None => brainloop::bus::ros_map::RosNode::new(ros_args(), "brainloop"),
+                Some("ros2") => {
+                    brainloop::bus::ros_map::RosNode::for_base_driver(ros_args(), "brainloop")
+                }
+                Some(b) => anyhow::bail!("--body {b}: only ros2 changes the topics"),
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let c = node.contract_json();
             if json {
                 println!("{c}");
@@ -1000,13 +1027,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ros2(r) => {
             let robot = brainloop::body::RobotParams::load_default();
             let inputs = brainloop::robot::RunInputs::default();
-            let bridge =
-                brainloop::ros2::Ros2Bridge::start("brainloop", robot.clone(), inputs.bus.clone())?;
-            let mut opts = r.options_ros2()?;
-            let body: Option<Box<dyn brainloop::body::Body>> = if r.body.as_deref() == Some("ros2")
-            {
-                opts.body = None;
-                Some(Box::new(bridge.body(robot)))
+            let base = r.body.as_deref() == Some("ros2");
+            let args = ros_args();
+            let node = if base {
+                brainloop::bus::ros_map::RosNode::for_base_driver(args, "brainloop")
+            } else {
+                brainloop::bus::ros_map::RosNode::new(args, "brainloop")
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bridge = brainloop::ros2::Ros2Bridge::start(node, robot, inputs.bus.clone(), base)?;
+            let opts = r.options_ros2()?;
+            let body: Option<Box<dyn brainloop::body::Body>> = if base {
+                Some(Box::new(bridge.body()))
             } else {
                 None
             };

@@ -71,6 +71,10 @@ pub struct RunOptions {
     pub remote: Vec<crate::msg::RegionId>,
     /// The ROS 2 node's `--ros-args` (name, namespace, remaps, parameters) for `--dds`.
     pub ros: crate::bus::ros_args::RosArgs,
+    /// `--body ros2` with `--dds`: the base is a ROS 2 driver (Gazebo's diff drive, a vendor
+    /// base): commands go out on `cmd_vel`, the state comes from its `joint_states`, `imu`
+    /// and `scan`.
+    pub ros_base: bool,
 }
 
 /// What a run did, printed at the end.
@@ -126,6 +130,39 @@ enum RunBody {
     },
     /// A body in another process on the bus (`brainloop node body`, the simulated robot).
     Remote(RemoteBody),
+}
+
+/// A ROS 2 base driver as the body (`--body ros2 --dds`). The tick's commands reach the base
+/// as `cmd_vel` from the tick records (the bridge publishes each new tick's twist, zero when
+/// stopped); its state arrives from the bridge (`joint_states`, `imu`, `scan`) in a lock-free
+/// cell, stamped on arrival, so a silent driver goes stale and the brain stops it.
+struct RosBase {
+    state: Arc<AtomicCell<Option<BodyState>>>,
+    estop: bool,
+}
+
+impl Body for RosBase {
+    fn command(&mut self, _wheels: WheelSpeeds) -> Result<(), BodyError> {
+        if self.estop {
+            return Err(BodyError::Refused("e-stop latched".into()));
+        }
+        Ok(())
+    }
+    fn state(&self) -> BodyState {
+        // None yet: stamp 0, which the integrator treats as stale.
+        let mut s = self.state.load().unwrap_or_default();
+        s.estop = self.estop;
+        s
+    }
+    fn estop(&mut self) {
+        self.estop = true;
+    }
+    fn clear_estop(&mut self) {
+        self.estop = false;
+    }
+    fn name(&self) -> String {
+        "ros2 base driver (cmd_vel out; joint_states, imu, scan in)".into()
+    }
 }
 
 /// A body in another process: setpoints go out through a lock-free queue to a forwarder
@@ -417,6 +454,31 @@ pub fn run_with(
     let kind = opts.body.unwrap_or(cfg.body.kind);
     let robot = RobotParams::load_default();
     let mut remote_body = None;
+    let mut base_forwarder = None;
+    let external_body = match external_body {
+        None if opts.ros_base => {
+            let state = Arc::new(AtomicCell::new(None));
+            let sub = inputs.bus.subscribe(topics::BASE_STATE, 16);
+            let (st, cell) = (Arc::new(AtomicBool::new(false)), state.clone());
+            let st2 = st.clone();
+            let h = std::thread::Builder::new()
+                .name("ros-base-in".into())
+                .spawn(move || {
+                    while !st2.load(Ordering::Relaxed) {
+                        if let Some(s) = sub.recv_timeout(Duration::from_millis(20)) {
+                            cell.store(Some(s));
+                        }
+                    }
+                })
+                .context("cannot start the ROS base forwarder")?;
+            base_forwarder = Some((st, h));
+            Some(Box::new(RosBase {
+                state,
+                estop: false,
+            }) as Box<dyn Body>)
+        }
+        b => b,
+    };
     let body = match external_body {
         Some(b) => RunBody::External(b),
         None if kind == BodyKind::Sim && opts.bus.is_some() => {
@@ -544,14 +606,26 @@ pub fn run_with(
 
     #[cfg(feature = "dds")]
     let _dds = if opts.dds {
-        let node = crate::bus::ros_map::RosNode::new(opts.ros.clone(), "brainloop")
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node = if opts.ros_base {
+            crate::bus::ros_map::RosNode::for_base_driver(opts.ros.clone(), "brainloop")
+        } else {
+            crate::bus::ros_map::RosNode::new(opts.ros.clone(), "brainloop")
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let fq = if node.namespace == "/" {
             format!("/{}", node.name)
         } else {
             format!("{}/{}", node.namespace, node.name)
         };
-        let cfg = crate::bus::dds::DdsConfig::from_env(node).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut cfg =
+            crate::bus::dds::DdsConfig::from_env(node).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if opts.ros_base {
+            cfg.base = Some(crate::bus::dds::BaseDriver {
+                ticks_per_rev: robot.ticks_per_rev,
+                rays: robot.ray_angles(),
+                range_max: robot.range_max as f32,
+            });
+        }
         let bridge = crate::bus::dds::DdsBridge::start(cfg, bus.clone())
             .map_err(|e| anyhow::anyhow!("cannot join the ROS 2 graph over DDS: {e}"))?;
         tracing::info!("on the ROS 2 graph over DDS as {fq}");
@@ -676,6 +750,10 @@ pub fn run_with(
         let _ = h.stop();
     }
     drop(forwarders);
+    if let Some((st, h)) = base_forwarder {
+        st.store(true, Ordering::Relaxed);
+        let _ = h.join();
+    }
     while let Some(r) = ring.pop() {
         drowsiness_max = drowsiness_max.max(r.drowsiness as f64);
         last = r;

@@ -359,7 +359,7 @@ fn cyclone_dds_from_the_bus() {
         "DDS from the bus: bus /cmd_vel {at_cyclone}/{i} at Cyclone, bus drowsiness {} at \
          Cyclone, instructions {instr}/{N_INSTR} and teleop+estop {teleop}/{} on the bus",
         as_usize(&drowsy["count"]),
-        N_TELEOP + 2
+        N_TELEOP + 1
     );
     assert!(
         drowsy["distinct"]
@@ -637,5 +637,79 @@ fn jazzy_contract_of_the_running_brain() {
         c["estop"]["max_abs_v"],
         c["stall"]["window_s"].as_f64().unwrap_or(0.0),
         c["stall"]["count"]
+    );
+}
+
+/// `brainloop run --dds --body ros2` on a ROS 2 base driver (`scripts/ros2/base_peer.py`, a
+/// diff drive on Cyclone DDS publishing `/joint_states`, `/imu` and `/scan` with sensor-data
+/// QoS and following `/cmd_vel`): TwistStamped teleop drives it; when the driver goes silent
+/// the brain's body goes stale and `/cmd_vel` is zero; when it comes back the brain drives again.
+#[test]
+fn a_ros2_base_driver_is_the_body_and_a_silent_one_stops_the_robot() {
+    if !inside_private_netns("a_ros2_base_driver_is_the_body_and_a_silent_one_stops_the_robot") {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let robot = brainloop::body::RobotParams::load_default();
+    let log = std::env::temp_dir().join(format!("brainloop-base-{}.log", std::process::id()));
+    let mut brain = Command::new(env!("CARGO_BIN_EXE_brainloop"))
+        .current_dir(root)
+        .args([
+            "run",
+            "--dds",
+            "--body",
+            "ros2",
+            "--no-console",
+            "--seconds",
+            "40",
+        ])
+        .args(["--ros-args", "-r", "__node:=brainloop"])
+        .env("BRAINLOOP_LOG", "info,rustdds=off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start brainloop run --body ros2");
+    let out = Command::new(python())
+        .arg(root.join("scripts/ros2/base_peer.py"))
+        .args(["--wheel-radius", &robot.wheel_radius.to_string()])
+        .args(["--wheel-separation", &robot.wheel_separation.to_string()])
+        .output()
+        .expect("run base_peer.py");
+    unsafe { libc::kill(brain.id() as i32, libc::SIGINT) };
+    let status = brain.wait().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let brain_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let r: serde_json::Value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("base peer: no RESULT: {text}\n{brain_log}"));
+    eprintln!("base driver: {r}");
+    for (k, v) in r["matched"].as_object().unwrap() {
+        assert!(v.as_u64() >= Some(1), "{k} not matched: {r}\n{brain_log}");
+    }
+    assert!(
+        r["drive"]["max_v"].as_f64() > Some(0.2),
+        "teleop drove the base: {r}\n{brain_log}"
+    );
+    assert!(r["travelled"]["drive"].as_f64() > Some(0.2), "{r}");
+    assert!(r["silent"]["count"].as_u64() > Some(5), "{r}");
+    assert_eq!(
+        r["silent"]["max_v"].as_f64(),
+        Some(0.0),
+        "drove on a silent base driver: {r}"
+    );
+    assert!(
+        r["back"]["max_v"].as_f64() > Some(0.2),
+        "drove again: {r}\n{brain_log}"
+    );
+    assert!(status.success(), "{status}\n{brain_log}");
+    println!(
+        "ROS 2 base driver: drive max {:.2} m/s, silent driver: {} commands all zero, back: max {:.2} m/s",
+        r["drive"]["max_v"].as_f64().unwrap_or(0.0),
+        r["silent"]["count"],
+        r["back"]["max_v"].as_f64().unwrap_or(0.0)
     );
 }

@@ -370,7 +370,10 @@ def check_bridge(bin_, robot_topics):
             problem(f"{what}: ROS {e['ros_topic_name']} <- gz {e['gz_topic_name']}: names differ")
 
     # The brain's side, from the binary itself when it can say.
-    done = subprocess.run([bin_, "ros", "topics", "--json"], capture_output=True, text=True, cwd=ROOT)
+    # As launch/gazebo.launch.py starts it: the base is Gazebo's diff drive, on sim time.
+    done = subprocess.run([bin_, "ros", "topics", "--json", "--body", "ros2",
+                           "--ros-args", "-r", "__node:=brainloop", "-p", "use_sim_time:=true"],
+                          capture_output=True, text=True, cwd=ROOT)
     try:
         brain = json.loads(done.stdout) if done.returncode == 0 else None
     except json.JSONDecodeError:
@@ -387,7 +390,10 @@ def check_bridge(bin_, robot_topics):
             continue  # the brain's own interface, not the robot's
         e = bridged.get(name)
         if not e:
-            problem(f"brain topic {name} ({typ}) is not bridged from Gazebo")
+            # What the brain reads must come from Gazebo, and its commands must reach it; its
+            # other outputs (/diagnostics, battery_state) are for ROS 2 tools, not Gazebo.
+            if direction == "in" or name == "/cmd_vel":
+                problem(f"brain topic {name} ({typ}, {direction}) is not bridged from Gazebo")
             continue
         used.add(name)
         if typ and typ != e["ros_type_name"]:

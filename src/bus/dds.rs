@@ -35,9 +35,9 @@
 
 use crate::bus::ros_args::RosArgs;
 use crate::bus::ros_map::{
-    self, BatteryStateMsg, BoolMsg, BridgeCounts, ClockMsg, DiagnosticArray, Float32Msg, Inbound,
-    JointStateMsg, OdometryMsg, Outbound, Outcome, RosClock, RosNode, StringMsg, TfMessage, Time,
-    TwistMsg, TwistStampedMsg,
+    self, BatteryStateMsg, BoolMsg, BridgeCounts, ClockMsg, DiagnosticArray, Float32Msg, ImuMsg,
+    Inbound, JointStateMsg, LaserScanMsg, OdometryMsg, Outbound, Outcome, RosClock, RosNode,
+    StringMsg, TfMessage, Time, TwistMsg, TwistStampedMsg,
 };
 use crate::bus::Bus;
 use crate::msg::Twist;
@@ -68,6 +68,20 @@ pub struct DdsConfig {
     pub cmd_queue: usize,
     /// Monotonic clock stamping incoming instructions, in nanoseconds.
     pub clock: fn() -> u64,
+    /// The body is a ROS 2 base driver: read its `joint_states`, `imu` and `scan` into
+    /// `topics::BASE_STATE`.
+    pub base: Option<BaseDriver>,
+}
+
+/// How a base driver's messages become the body's state.
+#[derive(Debug, Clone)]
+pub struct BaseDriver {
+    /// Encoder ticks per wheel revolution (the body's odometry works in ticks).
+    pub ticks_per_rev: u32,
+    /// Directions of the body's range rays, rad, right to left.
+    pub rays: Vec<f64>,
+    /// Longest range reported, m.
+    pub range_max: f32,
 }
 
 impl Default for DdsConfig {
@@ -78,6 +92,7 @@ impl Default for DdsConfig {
             drowsiness_period: Duration::from_millis(100),
             cmd_queue: 16,
             clock: monotonic_ns,
+            base: None,
         }
     }
 }
@@ -298,7 +313,10 @@ impl DdsBridge {
             clock.clone(),
             &cfg.node.name,
         );
-        let inbound = Inbound::new(bus, s, clock, cfg.clock);
+        let mut inbound = Inbound::new(bus, s, clock, cfg.clock);
+        if let Some(b) = &cfg.base {
+            inbound = inbound.with_base(b.ticks_per_rev, b.rays.clone(), b.range_max);
+        }
         Self::start_inner(cfg, inbound, outbound)
     }
 
@@ -402,6 +420,9 @@ const ESTOP: Token = Token(2);
 const WAKE: Token = Token(3);
 const RESET: Token = Token(4);
 const CLOCK: Token = Token(5);
+const BASE_JOINTS: Token = Token(6);
+const BASE_IMU: Token = Token(7);
+const BASE_SCAN: Token = Token(8);
 /// Most samples taken from one reader per wake-up (bounds the work when a peer floods us).
 const MAX_TAKE: usize = 256;
 
@@ -424,6 +445,7 @@ struct Endpoints {
     estop: Subscription<BoolMsg>,
     reset: Subscription<StringMsg>,
     clock: Option<Subscription<ClockMsg>>,
+    base: Option<BaseSubs>,
     cmd_vel: CmdPub,
     odom: Option<Publisher<OdometryMsg>>,
     tf: Option<Publisher<TfMessage>>,
@@ -433,6 +455,13 @@ struct Endpoints {
     drowsy: Publisher<Float32Msg>,
     _node: Node,
     _ctx: Context,
+}
+
+/// A base driver's topics (`--body ros2`).
+struct BaseSubs {
+    joints: Subscription<JointStateMsg>,
+    imu: Subscription<ImuMsg>,
+    scan: Subscription<LaserScanMsg>,
 }
 
 fn create_err(what: &str) -> impl FnOnce(String) -> DdsError + '_ {
@@ -522,6 +551,15 @@ impl Endpoints {
             } else {
                 None
             },
+            base: if cfg.base.is_some() {
+                Some(BaseSubs {
+                    joints: sub!(ros_map::BASE_JOINT_STATES),
+                    imu: sub!(ros_map::BASE_IMU),
+                    scan: sub!(ros_map::BASE_SCAN),
+                })
+            } else {
+                None
+            },
             cmd_vel: if s.stamped {
                 CmdPub::Stamped(publ!(ros_map::CMD_VEL))
             } else {
@@ -561,6 +599,11 @@ impl Endpoints {
         r.register(&mut self.reset, RESET, Interest::READABLE)?;
         if let Some(c) = &mut self.clock {
             r.register(c, CLOCK, Interest::READABLE)?;
+        }
+        if let Some(b) = &mut self.base {
+            r.register(&mut b.joints, BASE_JOINTS, Interest::READABLE)?;
+            r.register(&mut b.imu, BASE_IMU, Interest::READABLE)?;
+            r.register(&mut b.scan, BASE_SCAN, Interest::READABLE)?;
         }
         Ok(())
     }
@@ -746,6 +789,19 @@ impl<B: Bus> Loop<B> {
         });
         if let Some(c) = &ep.clock {
             drain(c, self, "/clock", |io, m| (io.inbound.clock(m), None));
+        }
+        if let Some(b) = &ep.base {
+            let n = |t| self.cfg.node.resolve(&t);
+            let (j, i, sc) = (
+                n(ros_map::BASE_JOINT_STATES),
+                n(ros_map::BASE_IMU),
+                n(ros_map::BASE_SCAN),
+            );
+            drain(&b.joints, self, &j, |io, m| {
+                (io.inbound.base_joint_states(&m), None)
+            });
+            drain(&b.imu, self, &i, |io, m| (io.inbound.base_imu(&m), None));
+            drain(&b.scan, self, &sc, |io, m| (io.inbound.base_scan(&m), None));
         }
     }
 

@@ -264,10 +264,37 @@ impl Default for RosSettings {
 pub const RUN_PARAMS: [&str; 5] = ["config", "body", "port", "instruction", "seconds"];
 
 impl RosSettings {
+    /// Settings when the body is a ROS 2 base driver (`--body ros2`): the driver owns `odom`,
+    /// `/tf` and `joint_states`, so brainloop publishes none of them unless told to (and
+    /// never `joint_states`, which it then reads).
+    pub fn for_base_driver(p: &BTreeMap<String, ParamValue>) -> Result<Self, String> {
+        let mut s = Self {
+            publish_odom: false,
+            publish_tf: false,
+            publish_joint_states: false,
+            ..Self::default()
+        };
+        s.apply(p)?;
+        if s.publish_joint_states {
+            return Err(
+                "parameter publish_joint_states: with --body ros2 the base driver's \
+                        joint_states are the body's input; brainloop cannot publish them too"
+                    .into(),
+            );
+        }
+        Ok(s)
+    }
+
     /// Settings from the node's parameters; an unknown name or a wrong type is an error
     /// naming it.
     pub fn from_params(p: &BTreeMap<String, ParamValue>) -> Result<Self, String> {
         let mut s = Self::default();
+        s.apply(p)?;
+        Ok(s)
+    }
+
+    fn apply(&mut self, p: &BTreeMap<String, ParamValue>) -> Result<(), String> {
+        let s = self;
         for (k, v) in p {
             let b = || {
                 v.as_bool()
@@ -314,7 +341,7 @@ impl RosSettings {
                 }
             }
         }
-        Ok(s)
+        Ok(())
     }
 }
 
@@ -1585,27 +1612,60 @@ pub struct RosNode {
     pub settings: RosSettings,
     /// The arguments, for resolving topic names.
     pub args: crate::bus::ros_args::RosArgs,
+    /// Whether the body is a ROS 2 base driver (its `joint_states`, `imu`, `scan` are read).
+    pub base: bool,
 }
 
 impl RosNode {
     /// The node for `args` (default name `default_node`).
     pub fn new(args: crate::bus::ros_args::RosArgs, default_node: &str) -> Result<Self, String> {
+        Self::build(args, default_node, false)
+    }
+
+    /// The node for `args` when the body is a ROS 2 base driver
+    /// ([`RosSettings::for_base_driver`]).
+    pub fn for_base_driver(
+        args: crate::bus::ros_args::RosArgs,
+        default_node: &str,
+    ) -> Result<Self, String> {
+        Self::build(args, default_node, true)
+    }
+
+    fn build(
+        args: crate::bus::ros_args::RosArgs,
+        default_node: &str,
+        base: bool,
+    ) -> Result<Self, String> {
         let params = args.parameters(default_node).map_err(|e| e.to_string())?;
         Ok(Self {
             name: args.node(default_node),
             namespace: args.ns(),
-            settings: RosSettings::from_params(&params)?,
+            settings: if base {
+                RosSettings::for_base_driver(&params)?
+            } else {
+                RosSettings::from_params(&params)?
+            },
             args,
+            base,
         })
     }
     /// The fully qualified, remapped name of `t`.
     pub fn resolve(&self, t: &RosTopic) -> String {
         self.args.resolve(t.name, &self.name)
     }
-    /// The contract with resolved names, as JSON (`brainloop ros topics --json`).
+    /// Every topic of the node: [`contract`], and the base driver's with `base`.
+    pub fn topics(&self) -> Vec<RosTopic> {
+        let mut v = contract(&self.settings);
+        if self.base {
+            v.splice(0..0, [BASE_JOINT_STATES, BASE_IMU, BASE_SCAN]);
+        }
+        v
+    }
+
+    /// The topics with resolved names, as JSON (`brainloop ros topics --json`).
     pub fn contract_json(&self) -> serde_json::Value {
         serde_json::Value::Array(
-            contract(&self.settings)
+            self.topics()
                 .iter()
                 .map(|t| {
                     serde_json::json!({

@@ -1,33 +1,34 @@
 //! ROS 2 seam (cargo feature `ros2`, through `r2r`); may depend on `bus`, `body`, `msg` and
 //! `util` only. It needs a sourced ROS 2 installation to build, so the default build and CI do
 //! not compile it. Kept deliberately thin: it moves messages between r2r and brainloop's
-//! in-process [`Bus`], and every mapping (topic names, types, the e-stop edge rule, non-finite
-//! rejection) is `bus::ros_map`'s, shared with the DDS bridge (`bus::dds`, which is built and
-//! tested here).
+//! in-process [`Bus`], and every mapping (topic names, types, checks, the e-stop latch and its
+//! signed reset, odometry, diagnostics) is `bus::ros_map`'s, shared with the DDS bridge
+//! (`bus::dds`, which is built and tested here against Cyclone DDS and rosbags).
 //!
-//! * [`Ros2Bridge`] is a bridge between the bus and the ROS 2 graph: `/brainloop/instruction`
-//!   (`std_msgs/String`) goes to the bus's `topics::INSTRUCTION`; `/brainloop/teleop/cmd_vel`
-//!   (`geometry_msgs/Twist`) and `/brainloop/estop` (`std_msgs/Bool`) go to
-//!   `topics::TELEOP_REMOTE` (the override mux's `remote` source); the bus's
-//!   `topics::DROWSINESS` goes out on `/brainloop/drowsiness` (`std_msgs/Float32`) at 10 Hz,
-//!   and its `topics::CMD_VEL` on `/cmd_vel` unless a [`Ros2Body`] drives it.
+//! r2r's generated message types and `ros_map`'s layouts have the same fields, and both are
+//! serde types, so one generic conversion ([`convert`]) moves every message across; a message
+//! that does not convert is counted as undecodable and dropped.
+//!
+//! * [`Ros2Bridge`] is the node: the contract of `ros_map::contract` (names resolved with the
+//!   node's `--ros-args`), in and out.
 //! * [`Ros2Body`] is a [`Body`] for robots whose base is already a ROS 2 driver (Gazebo's
-//!   diff-drive plugin, a vendor base): validated wheel speeds go out as `/cmd_vel`, state comes
-//!   back from `/joint_states` and `/imu`. `/cmd_vel` then has this one writer.
+//!   diff-drive plugin, a vendor base): the tick's commands go out as `cmd_vel` from the tick
+//!   records (as with the DDS bridge), state comes back from `joint_states`, `imu` and `scan`
+//!   through `ros_map`'s base mapping.
 //!
 //! The node runs on its own thread (it spins with a short timeout and never blocks the
-//! integrator); the body crosses to the integrator through a lock-free cell and a bounded
-//! channel, everything else through the bus.
+//! integrator); the body crosses to the integrator through a lock-free cell, everything else
+//! through the bus.
 
 use crate::body::{Body, BodyError, RobotParams};
-use crate::bus::ros_map::{self, Inbound, Outbound, Outcome};
-use crate::bus::Bus;
-use crate::msg::{BodyState, Twist, WheelSpeeds};
-use crossbeam_channel::{bounded, Sender};
+use crate::bus::ros_map::{self, BridgeCounts, Inbound, Outbound, Outcome, RosClock, RosNode};
+use crate::bus::{topics, Bus};
+use crate::msg::{BodyState, WheelSpeeds};
 use crossbeam_utils::atomic::AtomicCell;
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
-use std::sync::atomic::{AtomicBool, Ordering};
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ pub enum Ros2Error {
     /// rcl/r2r refused (no ROS 2 environment sourced, bad topic name, ...).
     #[error("ROS 2: {0}")]
     R2r(#[from] r2r::Error),
+    /// The node's parameters are wrong.
+    #[error("ROS 2 parameters: {0}")]
+    Params(String),
     /// The node thread could not be spawned.
     #[error("cannot start the ROS 2 node thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -45,179 +49,229 @@ pub enum Ros2Error {
 
 /// Handles to a running ROS 2 node thread.
 pub struct Ros2Bridge {
-    /// Wheel commands to publish as `/cmd_vel` (only used with [`Ros2Body`]).
-    cmd_tx: Sender<Twist>,
-    /// Set once a [`Ros2Body`] exists: `/cmd_vel` is then the body's, not the bus's.
-    body_attached: Arc<AtomicBool>,
-    /// Body state received from `/joint_states` and `/imu`.
-    state: Arc<AtomicCell<BodyState>>,
+    /// Body state from the base driver (with `base`).
+    state: Arc<AtomicCell<Option<BodyState>>>,
+    rejected: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 use crate::util::monotonic_ns as now_ns;
 
-/// r2r's `geometry_msgs/Twist` in `ros_map`'s layout (the same fields).
-fn twist_in(m: &r2r::geometry_msgs::msg::Twist) -> ros_map::TwistMsg {
-    let v = |v: &r2r::geometry_msgs::msg::Vector3| ros_map::Vector3 {
-        x: v.x,
-        y: v.y,
-        z: v.z,
-    };
-    ros_map::TwistMsg {
-        linear: v(&m.linear),
-        angular: v(&m.angular),
-    }
+/// One message type as another with the same fields (r2r <-> `ros_map`).
+pub fn convert<A: Serialize, B: DeserializeOwned>(a: &A) -> Option<B> {
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
 }
 
-/// `ros_map`'s `geometry_msgs/Twist` as r2r's.
-fn twist_out(m: &ros_map::TwistMsg) -> r2r::geometry_msgs::msg::Twist {
-    let v = |v: &ros_map::Vector3| r2r::geometry_msgs::msg::Vector3 {
-        x: v.x,
-        y: v.y,
-        z: v.z,
-    };
-    r2r::geometry_msgs::msg::Twist {
-        linear: v(&m.linear),
-        angular: v(&m.angular),
-    }
-}
-
-/// Log a refused incoming message (the first, then one per 100).
-fn note(topic: &str, o: Outcome, rejected: &mut u64) {
-    if let Outcome::Rejected(why) = o {
-        if *rejected % 100 == 0 {
-            tracing::warn!(
-                "ros2 node: rejected a message on {topic}: {why} ({} so far)",
-                *rejected + 1
-            );
-        }
-        *rejected += 1;
+fn qos(q: ros_map::Qos) -> QosProfile {
+    match q {
+        ros_map::Qos::Reliable => QosProfile::default(),
+        ros_map::Qos::SensorData => QosProfile::sensor_data(),
     }
 }
 
 impl Ros2Bridge {
-    /// Create the node `name` as a bridge to `bus` and start its thread. Subscribe to the bus's
-    /// topics first, or the first messages find nobody.
-    pub fn start<B: Bus + 'static>(
-        name: &str,
+    /// Create the node for `node` (its `--ros-args`) as a bridge to `bus` and start its thread.
+    /// With `base`, the body is a ROS 2 base driver: its `joint_states`, `imu` and `scan` are
+    /// read into [`Ros2Bridge::body`]. Subscribe to the bus's topics first, or the first
+    /// messages find nobody.
+    pub fn start<B: Bus + Clone + 'static>(
+        node: RosNode,
         robot: RobotParams,
         bus: B,
+        base: bool,
     ) -> Result<Self, Ros2Error> {
         let ctx = r2r::Context::create()?;
-        let mut node = r2r::Node::create(ctx, name, "")?;
-        let qos = QosProfile::default;
+        let ns = if node.namespace == "/" {
+            ""
+        } else {
+            node.namespace.as_str()
+        };
+        let mut n = r2r::Node::create(ctx, &node.name, ns)?;
+        let s = node.settings.clone();
+        let name = |t: &ros_map::RosTopic| node.resolve(t);
+        use r2r::{
+            diagnostic_msgs::msg as diag, geometry_msgs::msg as geo, nav_msgs::msg as nav,
+            rosgraph_msgs::msg as rg, sensor_msgs::msg as sen, std_msgs::msg as std_,
+            tf2_msgs::msg as tf2,
+        };
         let mut instr =
-            node.subscribe::<r2r::std_msgs::msg::String>(ros_map::INSTRUCTION.name, qos())?;
-        let mut teleop =
-            node.subscribe::<r2r::geometry_msgs::msg::Twist>(ros_map::TELEOP_CMD_VEL.name, qos())?;
-        let mut estop = node.subscribe::<r2r::std_msgs::msg::Bool>(ros_map::ESTOP.name, qos())?;
-        let mut joints =
-            node.subscribe::<r2r::sensor_msgs::msg::JointState>("/joint_states", qos())?;
-        let mut imu = node.subscribe::<r2r::sensor_msgs::msg::Imu>("/imu", qos())?;
-        let drowsy_pub =
-            node.create_publisher::<r2r::std_msgs::msg::Float32>(ros_map::DROWSINESS.name, qos())?;
-        let cmd_pub =
-            node.create_publisher::<r2r::geometry_msgs::msg::Twist>(ros_map::CMD_VEL.name, qos())?;
+            n.subscribe::<std_::String>(&name(&ros_map::INSTRUCTION), qos(ros_map::Qos::Reliable))?;
+        let mut teleop_st = if s.teleop_stamped {
+            Some(n.subscribe::<geo::TwistStamped>(
+                &name(&ros_map::TELEOP_CMD_VEL),
+                QosProfile::default(),
+            )?)
+        } else {
+            None
+        };
+        let mut teleop = if s.teleop_stamped {
+            None
+        } else {
+            Some(n.subscribe::<geo::Twist>(
+                &name(&ros_map::TELEOP_CMD_VEL_UNSTAMPED),
+                QosProfile::default(),
+            )?)
+        };
+        let mut estop = n.subscribe::<std_::Bool>(&name(&ros_map::ESTOP), QosProfile::default())?;
+        let mut reset =
+            n.subscribe::<std_::String>(&name(&ros_map::ESTOP_RESET), QosProfile::default())?;
+        let mut clock = if s.use_sim_time {
+            Some(n.subscribe::<rg::Clock>(&name(&ros_map::CLOCK), qos(ros_map::CLOCK.qos))?)
+        } else {
+            None
+        };
+        let mut joints = if base {
+            Some(n.subscribe::<sen::JointState>(
+                &name(&ros_map::BASE_JOINT_STATES),
+                QosProfile::sensor_data(),
+            )?)
+        } else {
+            None
+        };
+        let mut imu = if base {
+            Some(n.subscribe::<sen::Imu>(&name(&ros_map::BASE_IMU), QosProfile::sensor_data())?)
+        } else {
+            None
+        };
+        let mut scan = if base {
+            Some(n.subscribe::<sen::LaserScan>(
+                &name(&ros_map::BASE_SCAN),
+                QosProfile::sensor_data(),
+            )?)
+        } else {
+            None
+        };
+        let q = QosProfile::default;
+        let cmd_st = n.create_publisher::<geo::TwistStamped>(&name(&ros_map::CMD_VEL), q())?;
+        let cmd = n.create_publisher::<geo::Twist>(&name(&ros_map::CMD_VEL_UNSTAMPED), q())?;
+        let odom = n.create_publisher::<nav::Odometry>(&name(&ros_map::ODOM), q())?;
+        let tf = n.create_publisher::<tf2::TFMessage>(&name(&ros_map::TF), q())?;
+        let js = n.create_publisher::<sen::JointState>(&name(&ros_map::JOINT_STATES), q())?;
+        let bat = n.create_publisher::<sen::BatteryState>(&name(&ros_map::BATTERY), q())?;
+        let dg = n.create_publisher::<diag::DiagnosticArray>(&name(&ros_map::DIAGNOSTICS), q())?;
+        let drowsy = n.create_publisher::<std_::Float32>(&name(&ros_map::DROWSINESS), q())?;
 
-        let outbound = Outbound::new(&bus, 16);
-        let mut inbound = Inbound::new(bus, ros_map::MAX_INSTRUCTION_BYTES, now_ns);
-        let (cmd_tx, cmd_rx) = bounded::<Twist>(4);
-        let state = Arc::new(AtomicCell::new(BodyState::default()));
+        let ros_clock = Arc::new(RosClock::new(s.use_sim_time));
+        let mut outbound = Outbound::new(&bus, 16, s.clone(), ros_clock.clone(), &node.name);
+        let mut inbound = Inbound::new(bus.clone(), s, ros_clock, now_ns);
+        if base {
+            inbound = inbound.with_base(
+                robot.ticks_per_rev,
+                robot.ray_angles(),
+                robot.range_max as f32,
+            );
+        }
+        let state = Arc::new(AtomicCell::new(None));
+        let base_state = bus.subscribe(topics::BASE_STATE, 16);
         let stop = Arc::new(AtomicBool::new(false));
-        let body_attached = Arc::new(AtomicBool::new(false));
-        let (s, st, attached) = (state.clone(), stop.clone(), body_attached.clone());
+        let rejected = Arc::new(AtomicU64::new(0));
+        let (st, cell, rej) = (stop.clone(), state.clone(), rejected.clone());
         let thread = std::thread::Builder::new()
             .name("ros2-node".into())
             .spawn(move || {
-                let mut last_pub = 0u64;
-                let mut drowsiness = 0.0f32;
-                let mut rejected = 0u64;
+                let note = |topic: &str, o: Outcome| {
+                    if let Outcome::Rejected(why) = o {
+                        let k = rej.fetch_add(1, Ordering::Relaxed);
+                        if k % 100 == 0 {
+                            tracing::warn!("ros2 node: rejected a message on {topic}: {why}");
+                        }
+                    }
+                };
+                let undecodable = Outcome::Rejected(ros_map::Rejected::Undecodable(
+                    "r2r message does not convert".into(),
+                ));
+                macro_rules! take {
+                    ($sub:expr, $topic:expr, |$m:ident: $t:ty| $f:expr) => {
+                        while let Some(Some(raw)) = $sub.next().now_or_never() {
+                            let o = match convert::<_, $t>(&raw) {
+                                Some($m) => $f,
+                                None => undecodable.clone(),
+                            };
+                            note($topic, o);
+                        }
+                    };
+                }
                 while !st.load(Ordering::Relaxed) {
-                    node.spin_once(Duration::from_millis(5));
-                    while let Some(Some(m)) = instr.next().now_or_never() {
-                        let o = inbound.instruction(ros_map::StringMsg { data: m.data });
-                        note(ros_map::INSTRUCTION.name, o, &mut rejected);
+                    n.spin_once(Duration::from_millis(5));
+                    take!(instr, "instruction", |m: ros_map::StringMsg| inbound
+                        .instruction(m));
+                    if let Some(t) = teleop_st.as_mut() {
+                        take!(t, "teleop", |m: ros_map::TwistStampedMsg| inbound
+                            .teleop_stamped(&m));
                     }
-                    while let Some(Some(m)) = teleop.next().now_or_never() {
-                        let o = inbound.teleop(&twist_in(&m));
-                        note(ros_map::TELEOP_CMD_VEL.name, o, &mut rejected);
+                    if let Some(t) = teleop.as_mut() {
+                        take!(t, "teleop", |m: ros_map::TwistMsg| inbound.teleop(&m));
                     }
-                    while let Some(Some(m)) = estop.next().now_or_never() {
-                        let o = inbound.estop(ros_map::BoolMsg { data: m.data });
-                        note(ros_map::ESTOP.name, o, &mut rejected);
+                    take!(estop, "estop", |m: ros_map::BoolMsg| inbound.estop(m));
+                    take!(reset, "estop_reset", |m: ros_map::StringMsg| inbound
+                        .estop_reset(m));
+                    if let Some(c) = clock.as_mut() {
+                        take!(c, "/clock", |m: ros_map::ClockMsg| inbound.clock(m));
                     }
-                    while let Some(Some(m)) = joints.next().now_or_never() {
-                        let mut b = s.load();
-                        let tick = |a: f64| {
-                            (a / std::f64::consts::TAU * robot.ticks_per_rev as f64) as i64
-                        };
-                        for (i, name) in
-                            ["left_wheel_joint", "right_wheel_joint"].iter().enumerate()
-                        {
-                            if let Some(k) = m.name.iter().position(|n| n == name) {
-                                if let Some(p) = m.position.get(k) {
-                                    b.encoder_ticks[i] = tick(*p);
-                                }
-                                if let Some(v) = m.velocity.get(k) {
-                                    b.wheel_speed[i] = *v;
-                                }
+                    if let Some(j) = joints.as_mut() {
+                        take!(j, "joint_states", |m: ros_map::JointStateMsg| inbound
+                            .base_joint_states(&m));
+                    }
+                    if let Some(i) = imu.as_mut() {
+                        take!(i, "imu", |m: ros_map::ImuMsg| inbound.base_imu(&m));
+                    }
+                    if let Some(sc) = scan.as_mut() {
+                        take!(sc, "scan", |m: ros_map::LaserScanMsg| inbound.base_scan(&m));
+                    }
+                    if let Some(b) = base_state.latest() {
+                        cell.store(Some(b));
+                    }
+                    let counts = BridgeCounts::default();
+                    let out = outbound.poll(now_ns(), &counts);
+                    for m in &out.cmd_vel_stamped {
+                        if let Some(r) = convert::<_, geo::TwistStamped>(m) {
+                            let _ = cmd_st.publish(&r);
+                        }
+                    }
+                    for m in &out.cmd_vel {
+                        if let Some(r) = convert::<_, geo::Twist>(m) {
+                            let _ = cmd.publish(&r);
+                        }
+                    }
+                    macro_rules! put {
+                        ($m:expr, $p:expr, $t:ty) => {
+                            if let Some(r) = $m.as_ref().and_then(|m| convert::<_, $t>(m)) {
+                                let _ = $p.publish(&r);
                             }
-                        }
-                        b.stamp_ns = now_ns();
-                        s.store(b);
+                        };
                     }
-                    while let Some(Some(m)) = imu.next().now_or_never() {
-                        let mut b = s.load();
-                        b.gyro_z = m.angular_velocity.z;
-                        b.accel = [m.linear_acceleration.x, m.linear_acceleration.y];
-                        s.store(b);
-                    }
-                    // `/cmd_vel` has one writer: the body when a ROS 2 driver is the base,
-                    // otherwise the brain's command from the bus (as the DDS bridge does).
-                    let body_drives = attached.load(Ordering::Relaxed);
-                    while let Ok(t) = cmd_rx.try_recv() {
-                        if let Some(m) = ros_map::cmd_vel(t) {
-                            let _ = cmd_pub.publish(&twist_out(&m));
-                        }
-                    }
-                    while let Some(m) = outbound.next_cmd_vel() {
-                        if let (false, Ok(m)) = (body_drives, m) {
-                            let _ = cmd_pub.publish(&twist_out(&m));
-                        }
-                    }
-                    if let Some(d) = outbound.latest_drowsiness() {
-                        drowsiness = d.data;
-                    }
-                    let now = now_ns();
-                    if now.saturating_sub(last_pub) >= 100_000_000 {
-                        last_pub = now;
-                        let msg = r2r::std_msgs::msg::Float32 { data: drowsiness };
-                        let _ = drowsy_pub.publish(&msg);
-                    }
+                    put!(out.odom, odom, nav::Odometry);
+                    put!(out.tf, tf, tf2::TFMessage);
+                    put!(out.joint_states, js, sen::JointState);
+                    put!(out.battery, bat, sen::BatteryState);
+                    put!(out.diagnostics, dg, diag::DiagnosticArray);
+                    put!(out.drowsiness, drowsy, std_::Float32);
                 }
                 // Deactivating writes zero.
-                let _ = cmd_pub.publish(&r2r::geometry_msgs::msg::Twist::default());
+                let _ = cmd_st.publish(&geo::TwistStamped::default());
             })?;
         Ok(Self {
-            cmd_tx,
-            body_attached,
             state,
+            rejected,
             stop,
             thread: Some(thread),
         })
     }
 
-    /// A body driven through `/cmd_vel` and read from `/joint_states` + `/imu`. From then on
-    /// `/cmd_vel` carries this body's commands only.
-    pub fn body(&self, robot: RobotParams) -> Ros2Body {
-        self.body_attached.store(true, Ordering::Relaxed);
+    /// A body whose base is the ROS 2 driver (start the bridge with `base`).
+    pub fn body(&self) -> Ros2Body {
         Ros2Body {
-            robot,
-            cmd_tx: self.cmd_tx.clone(),
             state: self.state.clone(),
             estop: false,
         }
+    }
+
+    /// Incoming messages refused so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 }
 
@@ -230,42 +284,33 @@ impl Drop for Ros2Bridge {
     }
 }
 
-/// A [`Body`] whose base is a ROS 2 driver (e.g. Gazebo's diff-drive plugin).
+/// A [`Body`] whose base is a ROS 2 driver (e.g. Gazebo's diff-drive plugin): the commands go
+/// out as `cmd_vel` from the tick records, the state comes from the driver (stamped on
+/// arrival, so a silent driver goes stale).
 pub struct Ros2Body {
-    robot: RobotParams,
-    cmd_tx: Sender<Twist>,
-    state: Arc<AtomicCell<BodyState>>,
+    state: Arc<AtomicCell<Option<BodyState>>>,
     estop: bool,
 }
 
 impl Body for Ros2Body {
-    fn command(&mut self, wheels: WheelSpeeds) -> Result<(), BodyError> {
-        let t = if self.estop {
-            Twist::ZERO
-        } else {
-            self.robot.wheels_to_twist(wheels)
-        };
-        // Never block the integrator: a full queue means the node thread is behind; the next
-        // tick sends a fresher command anyway.
-        let _ = self.cmd_tx.try_send(t);
+    fn command(&mut self, _wheels: WheelSpeeds) -> Result<(), BodyError> {
         if self.estop {
             return Err(BodyError::Refused("e-stop latched".into()));
         }
         Ok(())
     }
     fn state(&self) -> BodyState {
-        let mut s = self.state.load();
+        let mut s = self.state.load().unwrap_or_default();
         s.estop = self.estop;
         s
     }
     fn estop(&mut self) {
         self.estop = true;
-        let _ = self.cmd_tx.try_send(Twist::ZERO);
     }
     fn clear_estop(&mut self) {
         self.estop = false;
     }
     fn name(&self) -> String {
-        "ros2:/cmd_vel".into()
+        "ros2 base driver (r2r)".into()
     }
 }

@@ -3,7 +3,7 @@
 //! contact episodes and updates at a fixed period of simulated time.
 
 use crate::body::{Body, BodyError, RobotParams};
-use crate::msg::{BodyState, WheelSpeeds, RANGE_RAYS_MAX};
+use crate::msg::{BodyState, WheelSpeeds};
 
 /// Contacts separated by less than this are one collision, s.
 pub const COLLISION_GAP_S: f64 = 0.5;
@@ -117,17 +117,9 @@ impl<T: MotorDriven> Body for T {
 }
 
 /// Directions of the range rays in the body frame, rad: `range_rays` (at most
-/// [`RANGE_RAYS_MAX`]) spread evenly across `range_fov_deg`, right to left; one ray looks ahead.
+/// [`crate::msg::RANGE_RAYS_MAX`]) spread evenly across `range_fov_deg`, right to left; one ray looks ahead.
 pub fn ray_angles(params: &RobotParams) -> impl Iterator<Item = f64> {
-    let n = (params.range_rays as usize).min(RANGE_RAYS_MAX);
-    let fov = params.range_fov_deg.to_radians();
-    (0..n).map(move |i| {
-        if n > 1 {
-            -fov / 2.0 + fov * i as f64 / (n - 1) as f64
-        } else {
-            0.0
-        }
-    })
+    params.ray_angles().into_iter()
 }
 
 /// Collisions as contact episodes: touching again within [`COLLISION_GAP_S`] of the last touch
