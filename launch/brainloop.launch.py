@@ -1,8 +1,13 @@
 """Launch brainloop on a real ROS 2 robot.
 
 Starts robot_state_publisher with the URDF expanded from urdf/brainloop.urdf.xacro and the
-brainloop brain as a ROS 2 node (`brainloop ros2`, built with `--features ros2`), driving the
-motor controller over the serial port.
+brainloop brain as the ROS 2 node `brainloop` (`brainloop run --dds`, built with `--features
+dds`: it speaks RTPS to rmw_cyclonedds / rmw_fastrtps nodes directly), driving the motor
+controller over the serial port. It publishes /cmd_vel (TwistStamped), /odom, /tf (odom ->
+base_footprint), /joint_states, /battery_state and /diagnostics, and takes
+/brainloop/instruction, /brainloop/teleop/cmd_vel (TwistStamped), /brainloop/estop and
+/brainloop/estop_reset. Its parameters (stamped, publish_tf, odom_frame, ...) come from the
+params file launch_ros writes; `brainloop ros topics --ros-args ...` lists the result.
 
     ros2 launch brainloop brainloop.launch.py port:=/dev/ttyACM0
 """
@@ -25,6 +30,7 @@ def generate_launch_description():
     port = LaunchConfiguration("port")
     instruction = LaunchConfiguration("instruction")
     use_sim_time = LaunchConfiguration("use_sim_time")
+    stamped = LaunchConfiguration("stamped")
 
     robot_description = ParameterValue(Command(["xacro ", xacro_file]), value_type=str)
 
@@ -36,6 +42,8 @@ def generate_launch_description():
         DeclareLaunchArgument("instruction", default_value="",
                               description="initial instruction (also on /brainloop/instruction)"),
         DeclareLaunchArgument("use_sim_time", default_value="false"),
+        DeclareLaunchArgument("stamped", default_value="true",
+                              description="cmd_vel as TwistStamped (false: Twist, Humble-era bases)"),
         Node(
             package="robot_state_publisher",
             executable="robot_state_publisher",
@@ -47,8 +55,12 @@ def generate_launch_description():
             package="brainloop",
             executable="brainloop",
             name="brainloop",
-            arguments=["ros2", "--config", config, "--body", "serial", "--port", port,
-                       "--instruction", instruction],
+            arguments=["run", "--dds", "--no-console", "--config", config, "--body", "serial",
+                       "--port", port],
+            # An empty instruction parameter means none (the robot waits for one).
+            parameters=[{"instruction": ParameterValue(instruction, value_type=str),
+                         "use_sim_time": ParameterValue(use_sim_time, value_type=bool),
+                         "stamped": ParameterValue(stamped, value_type=bool)}],
             output="screen",
         ),
     ])

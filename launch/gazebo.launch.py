@@ -91,7 +91,7 @@ def launch_setup(context):
             package="brainloop",
             executable="brainloop",
             name="brainloop",
-            arguments=["run", "--dds", "--body", "ros2", "--config", config,
+            arguments=["run", "--dds", "--no-console", "--body", "ros2", "--config", config,
                        "--instruction", instruction],
             parameters=[{"use_sim_time": True}],
             output="screen",

@@ -309,8 +309,10 @@ impl RunCli {
         let text = |k: &str| -> Result<Option<String>> {
             match p.get(k) {
                 None => Ok(None),
-                Some(ParamValue::Str(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(v) => anyhow::bail!("parameter {k}: expected a non-empty string, got {v}"),
+                // launch files pass an empty string for "not given".
+                Some(ParamValue::Str(s)) if s.trim().is_empty() => Ok(None),
+                Some(ParamValue::Str(s)) => Ok(Some(s.clone())),
+                Some(v) => anyhow::bail!("parameter {k}: expected a string, got {v}"),
             }
         };
         if let Some(c) = text("config")? {

@@ -478,3 +478,17 @@ pub struct DiagFeed {
     /// Battery voltage, V (0: unknown).
     pub battery_v: f64,
 }
+
+/// A camera frame from a ROS 2 bridge (`sensor_msgs/Image` or `CompressedImage`, decoded):
+/// RGB8, row-major.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RgbImage {
+    /// Monotonic receive time, ns.
+    pub stamp_ns: u64,
+    /// Width, px.
+    pub width: u32,
+    /// Height, px.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub data: Vec<u8>,
+}

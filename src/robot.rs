@@ -270,6 +270,7 @@ fn open_body(cfg: &Config, robot: &RobotParams, kind: BodyKind) -> Result<RunBod
 fn vision_source(
     opts: &RunOptions,
     rate_hz: f64,
+    bus: &LocalBus,
 ) -> Result<Option<Box<dyn crate::regions::sources::FrameSource>>> {
     #[cfg(feature = "camera")]
     if let Some(spec) = &opts.camera {
@@ -279,11 +280,56 @@ fn vision_source(
         return Ok(Some(Box::new(ReconnectingCamera::new(cam))));
     }
     if opts.images.is_empty() {
-        return Ok(None);
+        return Ok(ros_camera(opts, bus)?
+            .map(|f| Box::new(f) as Box<dyn crate::regions::sources::FrameSource>));
     }
     let src = ImageFiles::open(&opts.images, rate_hz)
         .map_err(|e| anyhow::anyhow!("vision input: {e}"))?;
     Ok(Some(Box::new(src)))
+}
+
+/// The camera of the ROS 2 graph (`camera/image_raw` or its compressed topic, through the DDS
+/// bridge) when the run joins it and has no other camera: a latest-frame mailbox fed by a
+/// forwarder thread off the bus (it ends when the vision region lets go of the mailbox).
+#[allow(unused_variables)]
+fn ros_camera(
+    opts: &RunOptions,
+    bus: &LocalBus,
+) -> Result<Option<crate::regions::sources::SharedFrame>> {
+    #[cfg(feature = "dds")]
+    if opts.dds {
+        let node = if opts.ros_base {
+            crate::bus::ros_map::RosNode::for_base_driver(opts.ros.clone(), "brainloop")
+        } else {
+            crate::bus::ros_map::RosNode::new(opts.ros.clone(), "brainloop")
+        };
+        let camera = node
+            .map(|n| n.settings.camera)
+            .unwrap_or(crate::bus::ros_map::CameraIn::None);
+        if camera == crate::bus::ros_map::CameraIn::None {
+            return Ok(None);
+        }
+        let mailbox = crate::regions::sources::SharedFrame::new();
+        let (sub, m) = (bus.subscribe(topics::CAMERA, 2), mailbox.clone());
+        std::thread::Builder::new()
+            .name("ros-camera-in".into())
+            .spawn(move || {
+                while m.is_shared() {
+                    if let Some(f) = sub.recv_timeout(Duration::from_millis(100)) {
+                        m.put(crate::regions::sources::Frame {
+                            width: f.width,
+                            height: f.height,
+                            stamp_ns: f.stamp_ns,
+                            data: f.data,
+                        });
+                    }
+                }
+            })
+            .context("cannot start the ROS camera forwarder")?;
+        tracing::info!("vision: frames from the ROS 2 camera topic");
+        return Ok(Some(mailbox));
+    }
+    Ok(None)
 }
 
 /// This run's inputs for the regions.
@@ -292,6 +338,7 @@ fn sources(
     opts: &RunOptions,
     inbox: &InstructionInbox,
     body: &BodyCell,
+    bus: &LocalBus,
 ) -> Result<Sources> {
     let vision_rate = cfg.regions.get("vision").map(|r| r.rate_hz).unwrap_or(10.0);
     let audio: Option<Box<dyn crate::regions::sources::AudioSource>> = match &opts.wav {
@@ -301,7 +348,7 @@ fn sources(
         None => None,
     };
     Ok(Sources {
-        frames: vision_source(opts, vision_rate)?,
+        frames: vision_source(opts, vision_rate, bus)?,
         instructions: inbox.clone(),
         audio,
         body: Some(Box::new(body.clone())),
@@ -503,7 +550,7 @@ pub fn run_with(
         &cfg,
         &robot,
         IntegratorOptions::default(),
-        sources(&cfg, opts, &inbox, &body_cell)?,
+        sources(&cfg, opts, &inbox, &body_cell, &bus)?,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy = crate::grounding::load_policy(&robot).map_err(|e| {

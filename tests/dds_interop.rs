@@ -705,6 +705,11 @@ fn a_ros2_base_driver_is_the_body_and_a_silent_one_stops_the_robot() {
         r["back"]["max_v"].as_f64() > Some(0.2),
         "drove again: {r}\n{brain_log}"
     );
+    // The vision region runs on the base's camera topic, and is fresh while frames come.
+    assert_eq!(
+        r["vision_level"]["back"], 0,
+        "vision on /camera/image_raw: {r}\n{brain_log}"
+    );
     assert!(status.success(), "{status}\n{brain_log}");
     println!(
         "ROS 2 base driver: drive max {:.2} m/s, silent driver: {} commands all zero, back: max {:.2} m/s",

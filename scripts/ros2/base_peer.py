@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import array, float32, float64, int32, sequence, uint32
+from cyclonedds.idl.types import array, float32, float64, int32, sequence, uint8, uint32
 from cyclonedds.internal import InvalidSample
 from cyclonedds.pub import DataWriter
 from cyclonedds.qos import Policy, Qos
@@ -102,6 +102,38 @@ class LaserScan_(IdlStruct, typename="sensor_msgs::msg::dds_::LaserScan_"):
     intensities: sequence[float32]
 
 
+@dataclass
+class Image_(IdlStruct, typename="sensor_msgs::msg::dds_::Image_"):
+    header: Header_
+    height: uint32
+    width: uint32
+    encoding: str
+    is_bigendian: uint8
+    step: uint32
+    data: sequence[uint8]
+
+
+@dataclass
+class KeyValue_(IdlStruct, typename="diagnostic_msgs::msg::dds_::KeyValue_"):
+    key: str
+    value: str
+
+
+@dataclass
+class DiagnosticStatus_(IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticStatus_"):
+    level: uint8
+    name: str
+    message: str
+    hardware_id: str
+    values: sequence[KeyValue_]
+
+
+@dataclass
+class DiagnosticArray_(IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticArray_"):
+    header: Header_
+    status: sequence[DiagnosticStatus_]
+
+
 RELIABLE = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
                Policy.Durability.Volatile, Policy.History.KeepLast(depth=10))
 SENSOR = Qos(Policy.Reliability.BestEffort, Policy.Durability.Volatile,
@@ -126,6 +158,8 @@ def main() -> int:
     js_w = DataWriter(dp, Topic(dp, "rt/joint_states", JointState_), qos=SENSOR)
     imu_w = DataWriter(dp, Topic(dp, "rt/imu", Imu_), qos=SENSOR)
     scan_w = DataWriter(dp, Topic(dp, "rt/scan", LaserScan_), qos=SENSOR)
+    cam_w = DataWriter(dp, Topic(dp, "rt/camera/image_raw", Image_), qos=SENSOR)
+    diag_r = DataReader(dp, Topic(dp, "rt/diagnostics", DiagnosticArray_), qos=RELIABLE)
     start = time.monotonic()
 
     def matched():
@@ -133,7 +167,9 @@ def main() -> int:
                 "teleop": teleop.get_publication_matched_status().current_count,
                 "joint_states": js_w.get_publication_matched_status().current_count,
                 "imu": imu_w.get_publication_matched_status().current_count,
-                "scan": scan_w.get_publication_matched_status().current_count}
+                "scan": scan_w.get_publication_matched_status().current_count,
+                "camera": cam_w.get_publication_matched_status().current_count,
+                "diagnostics": diag_r.get_subscription_matched_status().current_count}
 
     m = matched()
     while min(m.values()) < 1 and time.monotonic() < start + args.match_timeout:
@@ -147,6 +183,8 @@ def main() -> int:
     seen = []  # (phase, linear.x)
     travelled = {"drive": 0.0, "silent": 0.0, "back": 0.0}
     phase = ["drive"]
+    vision = {}  # phase -> last level of "region vision" on /diagnostics (0 OK, 3 stale)
+    frame = [0]
 
     def step(dt: float, publish: bool) -> None:
         for s in cmd_r.take(N=64):
@@ -158,8 +196,24 @@ def main() -> int:
         wheel[0] += wl * dt
         wheel[1] += wr * dt
         travelled[phase[0]] += abs(cmd["v"]) * dt
+        for d in diag_r.take(N=8):
+            if not isinstance(d, InvalidSample):
+                for st in d.status:
+                    if st.name.endswith("region vision"):
+                        vision[phase[0]] = int(st.level)
         if not publish:
             return
+        frame[0] += 1
+        if frame[0] % 5 == 0:  # 10 Hz, a 64 x 48 rgb8 frame of a red ball on grey
+            w, hh = 64, 48
+            px = bytearray()
+            for y in range(hh):
+                for x in range(w):
+                    red = (x - 32) ** 2 + (y - 24) ** 2 < 100
+                    px += bytes((200, 30, 30) if red else (120, 120, 120))
+            cam_w.write(Image_(header=Header_(stamp=stamp(), frame_id="camera_optical_frame"),
+                               height=hh, width=w, encoding="rgb8", is_bigendian=0, step=3 * w,
+                               data=list(px)))
         h = Header_(stamp=stamp(), frame_id="")
         js_w.write(JointState_(header=h, name=["left_wheel_joint", "right_wheel_joint"],
                                position=list(wheel), velocity=[wl, wr], effort=[]))
@@ -204,7 +258,7 @@ def main() -> int:
         "matched": m,
         # the first ~0.4 s of "silent": the body's stale timeout and a command or two in flight
         "drive": stats("drive", 25), "silent": stats("silent", 20), "back": stats("back", 40),
-        "travelled": travelled}), flush=True)
+        "travelled": travelled, "vision_level": vision}), flush=True)
     return 0
 
 

@@ -35,9 +35,9 @@
 
 use crate::bus::ros_args::RosArgs;
 use crate::bus::ros_map::{
-    self, BatteryStateMsg, BoolMsg, BridgeCounts, ClockMsg, DiagnosticArray, Float32Msg, ImuMsg,
-    Inbound, JointStateMsg, LaserScanMsg, OdometryMsg, Outbound, Outcome, RosClock, RosNode,
-    StringMsg, TfMessage, Time, TwistMsg, TwistStampedMsg,
+    self, BatteryStateMsg, BoolMsg, BridgeCounts, ClockMsg, CompressedImageMsg, DiagnosticArray,
+    Float32Msg, ImageMsg, ImuMsg, Inbound, JointStateMsg, LaserScanMsg, OdometryMsg, Outbound,
+    Outcome, RosClock, RosNode, StringMsg, TfMessage, Time, TwistMsg, TwistStampedMsg,
 };
 use crate::bus::Bus;
 use crate::msg::Twist;
@@ -423,6 +423,7 @@ const CLOCK: Token = Token(5);
 const BASE_JOINTS: Token = Token(6);
 const BASE_IMU: Token = Token(7);
 const BASE_SCAN: Token = Token(8);
+const CAMERA: Token = Token(9);
 /// Most samples taken from one reader per wake-up (bounds the work when a peer floods us).
 const MAX_TAKE: usize = 256;
 
@@ -446,6 +447,7 @@ struct Endpoints {
     reset: Subscription<StringMsg>,
     clock: Option<Subscription<ClockMsg>>,
     base: Option<BaseSubs>,
+    camera: Option<CameraSub>,
     cmd_vel: CmdPub,
     odom: Option<Publisher<OdometryMsg>>,
     tf: Option<Publisher<TfMessage>>,
@@ -455,6 +457,12 @@ struct Endpoints {
     drowsy: Publisher<Float32Msg>,
     _node: Node,
     _ctx: Context,
+}
+
+/// The camera, raw or compressed (`camera` parameter).
+enum CameraSub {
+    Raw(Subscription<ImageMsg>),
+    Compressed(Subscription<CompressedImageMsg>),
 }
 
 /// A base driver's topics (`--body ros2`).
@@ -560,6 +568,13 @@ impl Endpoints {
             } else {
                 None
             },
+            camera: match s.camera {
+                ros_map::CameraIn::Raw => Some(CameraSub::Raw(sub!(ros_map::CAMERA_IMAGE))),
+                ros_map::CameraIn::Compressed => {
+                    Some(CameraSub::Compressed(sub!(ros_map::CAMERA_COMPRESSED)))
+                }
+                ros_map::CameraIn::None => None,
+            },
             cmd_vel: if s.stamped {
                 CmdPub::Stamped(publ!(ros_map::CMD_VEL))
             } else {
@@ -599,6 +614,11 @@ impl Endpoints {
         r.register(&mut self.reset, RESET, Interest::READABLE)?;
         if let Some(c) = &mut self.clock {
             r.register(c, CLOCK, Interest::READABLE)?;
+        }
+        match &mut self.camera {
+            Some(CameraSub::Raw(c)) => r.register(c, CAMERA, Interest::READABLE)?,
+            Some(CameraSub::Compressed(c)) => r.register(c, CAMERA, Interest::READABLE)?,
+            None => {}
         }
         if let Some(b) = &mut self.base {
             r.register(&mut b.joints, BASE_JOINTS, Interest::READABLE)?;
@@ -789,6 +809,19 @@ impl<B: Bus> Loop<B> {
         });
         if let Some(c) = &ep.clock {
             drain(c, self, "/clock", |io, m| (io.inbound.clock(m), None));
+        }
+        match &ep.camera {
+            Some(CameraSub::Raw(c)) => {
+                let t = self.cfg.node.resolve(&ros_map::CAMERA_IMAGE);
+                drain(c, self, &t, |io, m| (io.inbound.camera(&m), None));
+            }
+            Some(CameraSub::Compressed(c)) => {
+                let t = self.cfg.node.resolve(&ros_map::CAMERA_COMPRESSED);
+                drain(c, self, &t, |io, m| {
+                    (io.inbound.camera_compressed(&m), None)
+                });
+            }
+            None => {}
         }
         if let Some(b) = &ep.base {
             let n = |t| self.cfg.node.resolve(&t);

@@ -184,6 +184,8 @@ pub mod topics {
     /// The body's state as a ROS 2 base driver reports it (`/joint_states`, `/imu`, `/scan`),
     /// from a bridge, for `--body ros2`.
     pub const BASE_STATE: Topic<BodyState> = Topic::new("/ros/base_state");
+    /// Camera frames from a ROS 2 bridge, for the vision region.
+    pub const CAMERA: Topic<RgbImage> = Topic::new("/ros/camera");
     /// The robot's odometry and wheels, for the ROS 2 bridges (50 Hz, from the supervisor).
     pub const ROBOT_FEED: Topic<RobotFeed> = Topic::new("/robot/feed");
     /// The brain's health, for `/diagnostics` and `BatteryState` (1 Hz, from the supervisor).

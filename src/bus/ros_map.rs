@@ -136,6 +136,17 @@ pub const ESTOP_RESET: RosTopic =
     RosTopic::new("~/estop_reset", "std_msgs", "String", In, Reliable);
 /// Simulated time in (`use_sim_time`).
 pub const CLOCK: RosTopic = RosTopic::new("/clock", "rosgraph_msgs", "Clock", In, SensorData);
+/// Camera frames in (`camera: raw`).
+pub const CAMERA_IMAGE: RosTopic =
+    RosTopic::new("camera/image_raw", "sensor_msgs", "Image", In, SensorData);
+/// Camera frames in (`camera: compressed`, image_transport's compressed topic).
+pub const CAMERA_COMPRESSED: RosTopic = RosTopic::new(
+    "camera/image_raw/compressed",
+    "sensor_msgs",
+    "CompressedImage",
+    In,
+    SensorData,
+);
 /// Velocity commands out (stamped, what Jazzy's diff_drive_controller takes).
 pub const CMD_VEL: RosTopic =
     RosTopic::new("cmd_vel", "geometry_msgs", "TwistStamped", Out, Reliable);
@@ -183,6 +194,11 @@ pub fn contract(s: &RosSettings) -> Vec<RosTopic> {
     ];
     if s.use_sim_time {
         v.push(CLOCK);
+    }
+    match s.camera {
+        CameraIn::Raw => v.push(CAMERA_IMAGE),
+        CameraIn::Compressed => v.push(CAMERA_COMPRESSED),
+        CameraIn::None => {}
     }
     v.push(if s.stamped {
         CMD_VEL
@@ -234,6 +250,20 @@ pub struct RosSettings {
     pub max_instruction_bytes: usize,
     /// `battery_cells`: series cells of the pack (for `BatteryState.percentage`), 0 = unknown.
     pub battery_cells: u32,
+    /// `camera`: `raw` (`camera/image_raw`), `compressed` or `none`: the vision region's
+    /// frames when the run has no other camera. Default `none`, `raw` with a base driver.
+    pub camera: CameraIn,
+}
+
+/// Where the vision region's frames come from over ROS 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraIn {
+    /// `sensor_msgs/Image` on `camera/image_raw`.
+    Raw,
+    /// `sensor_msgs/CompressedImage` on `camera/image_raw/compressed`.
+    Compressed,
+    /// No camera over ROS 2.
+    None,
 }
 
 /// Longest instruction accepted by default, in bytes.
@@ -255,6 +285,7 @@ impl Default for RosSettings {
             use_sim_time: false,
             max_instruction_bytes: MAX_INSTRUCTION_BYTES,
             battery_cells: 3,
+            camera: CameraIn::None,
         }
     }
 }
@@ -272,6 +303,7 @@ impl RosSettings {
             publish_odom: false,
             publish_tf: false,
             publish_joint_states: false,
+            camera: CameraIn::Raw,
             ..Self::default()
         };
         s.apply(p)?;
@@ -328,6 +360,18 @@ impl RosSettings {
                 "max_stamp_future_ms" => s.max_stamp_future_ms = n(0.0, 60_000.0)?,
                 "max_instruction_bytes" => s.max_instruction_bytes = n(1.0, 1e6)? as usize,
                 "battery_cells" => s.battery_cells = n(0.0, 64.0)? as u32,
+                "camera" => {
+                    s.camera = match t()?.as_str() {
+                        "raw" => CameraIn::Raw,
+                        "compressed" => CameraIn::Compressed,
+                        "none" => CameraIn::None,
+                        o => {
+                            return Err(format!(
+                                "parameter camera: raw, compressed or none, got {o:?}"
+                            ))
+                        }
+                    }
+                }
                 k if RUN_PARAMS.contains(&k) => {}
                 k if k.starts_with("qos_overrides.") => {}
                 _ => {
@@ -335,7 +379,7 @@ impl RosSettings {
                         "unknown parameter {k} (known: stamped, teleop_stamped, publish_odom, \
                          publish_tf, publish_joint_states, use_sim_time, odom_frame, base_frame, \
                          left_wheel_joint, right_wheel_joint, max_stamp_age_ms, \
-                         max_stamp_future_ms, max_instruction_bytes, battery_cells, {})",
+                         max_stamp_future_ms, max_instruction_bytes, battery_cells, camera, {})",
                         RUN_PARAMS.join(", ")
                     ))
                 }
@@ -716,6 +760,36 @@ pub struct LaserScanMsg {
     pub intensities: Vec<f32>,
 }
 
+/// `sensor_msgs/msg/Image`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageMsg {
+    /// Stamp and frame.
+    pub header: Header,
+    /// Rows.
+    pub height: u32,
+    /// Columns.
+    pub width: u32,
+    /// `rgb8`, `bgr8`, `rgba8`, `bgra8`, `mono8`, ...
+    pub encoding: String,
+    /// Byte order of multi-byte pixels.
+    pub is_bigendian: u8,
+    /// Bytes per row.
+    pub step: u32,
+    /// The pixels.
+    pub data: Vec<u8>,
+}
+
+/// `sensor_msgs/msg/CompressedImage`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompressedImageMsg {
+    /// Stamp and frame.
+    pub header: Header,
+    /// `jpeg` or `png` (image_transport writes e.g. `rgb8; jpeg compressed bgr8`).
+    pub format: String,
+    /// The encoded image.
+    pub data: Vec<u8>,
+}
+
 /// `std_msgs/msg/String`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StringMsg {
@@ -1068,6 +1142,81 @@ pub fn battery(d: &DiagFeed, stamp: Time, s: &RosSettings) -> BatteryStateMsg {
         location: "base".into(),
         serial_number: String::new(),
     }
+}
+
+/// Largest camera frame accepted, pixels (4096 x 4096).
+pub const MAX_IMAGE_PIXELS: u64 = 4096 * 4096;
+
+/// `sensor_msgs/Image` -> RGB8, stamped `stamp_ns`: `rgb8`, `bgr8`, `rgba8`, `bgra8` and
+/// `mono8` are converted; any other encoding, a `step` or `data` that does not fit the size,
+/// or a frame over [`MAX_IMAGE_PIXELS`] is refused.
+pub fn image(m: &ImageMsg, stamp_ns: u64) -> Result<crate::msg::RgbImage, Rejected> {
+    let bad = |why: String| Err(Rejected::Undecodable(why));
+    let (w, h) = (m.width as usize, m.height as usize);
+    if w == 0 || h == 0 || (w as u64) * (h as u64) > MAX_IMAGE_PIXELS {
+        return bad(format!("image {}x{}", m.width, m.height));
+    }
+    let (bpp, order): (usize, [usize; 3]) = match m.encoding.as_str() {
+        "rgb8" => (3, [0, 1, 2]),
+        "bgr8" => (3, [2, 1, 0]),
+        "rgba8" => (4, [0, 1, 2]),
+        "bgra8" => (4, [2, 1, 0]),
+        "mono8" => (1, [0, 0, 0]),
+        e => {
+            return bad(format!(
+                "image encoding {e:?} (rgb8, bgr8, rgba8, bgra8, mono8)"
+            ))
+        }
+    };
+    let step = m.step as usize;
+    if step < w * bpp || m.data.len() < step * (h - 1) + w * bpp {
+        return bad(format!(
+            "image {}x{} {} with step {} and {} bytes",
+            m.width,
+            m.height,
+            m.encoding,
+            m.step,
+            m.data.len()
+        ));
+    }
+    let mut data = Vec::with_capacity(w * h * 3);
+    for row in m.data.chunks(step).take(h) {
+        for px in row[..w * bpp].chunks_exact(bpp) {
+            data.extend(order.iter().map(|&i| px[i]));
+        }
+    }
+    Ok(crate::msg::RgbImage {
+        stamp_ns,
+        width: m.width,
+        height: m.height,
+        data,
+    })
+}
+
+/// `sensor_msgs/CompressedImage` (JPEG or PNG) -> RGB8, stamped `stamp_ns`; refused when it
+/// does not decode or is over [`MAX_IMAGE_PIXELS`].
+pub fn compressed_image(
+    m: &CompressedImageMsg,
+    stamp_ns: u64,
+) -> Result<crate::msg::RgbImage, Rejected> {
+    let r = image::ImageReader::new(std::io::Cursor::new(&m.data))
+        .with_guessed_format()
+        .map_err(|e| Rejected::Undecodable(format!("compressed image: {e}")))?;
+    let (w, h) = r
+        .into_dimensions()
+        .map_err(|e| Rejected::Undecodable(format!("compressed image: {e}")))?;
+    if w == 0 || h == 0 || (w as u64) * (h as u64) > MAX_IMAGE_PIXELS {
+        return Err(Rejected::Undecodable(format!("compressed image {w}x{h}")));
+    }
+    let img = image::load_from_memory(&m.data)
+        .map_err(|e| Rejected::Undecodable(format!("compressed image ({}): {e}", m.format)))?
+        .to_rgb8();
+    Ok(crate::msg::RgbImage {
+        stamp_ns,
+        width: img.width(),
+        height: img.height(),
+        data: img.into_raw(),
+    })
 }
 
 /// What the bridge counted itself, for `/diagnostics`.
@@ -1467,6 +1616,22 @@ impl<B: Bus> Inbound<B> {
             });
         }
         self.bus.publish(topics::ESTOP_RESET, &m.data).into()
+    }
+
+    /// A frame from `camera/image_raw`.
+    pub fn camera(&mut self, m: &ImageMsg) -> Outcome {
+        match image(m, (self.mono)()) {
+            Ok(f) => self.bus.publish(topics::CAMERA, &f).into(),
+            Err(r) => Outcome::Rejected(r),
+        }
+    }
+
+    /// A frame from `camera/image_raw/compressed`.
+    pub fn camera_compressed(&mut self, m: &CompressedImageMsg) -> Outcome {
+        match compressed_image(m, (self.mono)()) {
+            Ok(f) => self.bus.publish(topics::CAMERA, &f).into(),
+            Err(r) => Outcome::Rejected(r),
+        }
     }
 
     /// A message from `/clock`.
@@ -2051,6 +2216,60 @@ mod tests {
             mono,
         );
         assert_eq!(plain.base_joint_states(&js), Outcome::Ignored);
+    }
+
+    #[test]
+    fn camera_frames_become_rgb_and_bad_ones_are_refused() {
+        let px = |enc: &str, step: u32, data: Vec<u8>| ImageMsg {
+            width: 2,
+            height: 2,
+            encoding: enc.into(),
+            step,
+            data,
+            ..Default::default()
+        };
+        let rgb: Vec<u8> = (0..12).collect();
+        assert_eq!(image(&px("rgb8", 6, rgb.clone()), 5).unwrap().data, rgb);
+        // bgr8 with a padded row (step 8).
+        let bgr = vec![2, 1, 0, 5, 4, 3, 99, 99, 8, 7, 6, 11, 10, 9, 99, 99];
+        assert_eq!(image(&px("bgr8", 8, bgr), 5).unwrap().data, rgb);
+        let rgba = vec![0, 1, 2, 255, 3, 4, 5, 255, 6, 7, 8, 255, 9, 10, 11, 255];
+        assert_eq!(image(&px("rgba8", 8, rgba), 5).unwrap().data, rgb);
+        let mono = image(&px("mono8", 2, vec![1, 2, 3, 4]), 5).unwrap();
+        assert_eq!(mono.data, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+        assert_eq!((mono.width, mono.height, mono.stamp_ns), (2, 2, 5));
+        for bad in [
+            px("rgb8", 6, vec![0; 11]),
+            px("rgb8", 5, vec![0; 12]),
+            px("16UC1", 4, vec![0; 8]),
+            ImageMsg {
+                width: 100_000,
+                height: 100_000,
+                encoding: "mono8".into(),
+                step: 100_000,
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(image(&bad, 0).unwrap_err().code(), "undecodable");
+        }
+        // A PNG the image crate writes decodes back to the same pixels.
+        let mut png = Vec::new();
+        image::RgbImage::from_raw(2, 2, rgb.clone())
+            .unwrap()
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let c = CompressedImageMsg {
+            format: "png".into(),
+            data: png,
+            ..Default::default()
+        };
+        assert_eq!(compressed_image(&c, 1).unwrap().data, rgb);
+        let junk = CompressedImageMsg {
+            format: "jpeg".into(),
+            data: vec![0xff, 0xd8, 1, 2, 3],
+            ..Default::default()
+        };
+        assert!(compressed_image(&junk, 1).is_err());
     }
 
     fn mono() -> u64 {

@@ -152,6 +152,11 @@ impl SharedFrame {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Whether anyone besides this handle still holds the mailbox (a producer thread stops
+    /// when its consumer is gone).
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
     /// Replace the pending frame.
     pub fn put(&self, frame: Frame) {
         if let Ok(mut g) = self.0.lock() {
