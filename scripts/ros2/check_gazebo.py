@@ -503,7 +503,9 @@ def check_launch(bin_, tmp):
             problem(f"{what} {overrides}: the bridge's parameters are {params}")
         brain = nodes.get(("brainloop", "brainloop"))
         bargs = brain.kwargs.get("arguments", []) if brain else []
-        if not brain or bargs[:4] != ["run", "--dds", "--body", "ros2"] or bargs[-1] != info["instruction"] \
+        sub = [a for a in bargs if isinstance(a, str) and a.startswith("--")]
+        if not brain or bargs[:2] != ["run", "--dds"] or "--body" not in sub \
+                or bargs[bargs.index("--body") + 1] != "ros2" or bargs[-1] != info["instruction"] \
                 or brain.kwargs.get("parameters") != [{"use_sim_time": True}]:
             problem(f"{what} {overrides}: the brain runs with {bargs}")
         rsp = nodes.get(("robot_state_publisher", "robot_state_publisher"))
