@@ -297,7 +297,9 @@ fn spawn_stand_in(
         .ok()
 }
 
-fn spawn_burner(
+/// A busy thread until `stop` (SCHED_FIFO 1 with `realtime` when permitted; returns whether it
+/// got it).
+pub(crate) fn spawn_burner(
     stop: Arc<AtomicBool>,
     realtime: bool,
 ) -> std::io::Result<std::thread::JoinHandle<bool>> {

@@ -351,7 +351,10 @@ impl Senses {
             self.reader.update(r);
             let v = self.reader.view(r, false);
             let age = now_ns.saturating_sub(v.stamp_ns);
-            let fresh = v.valid && age <= self.stale_ns[i];
+            // A stamp further in the future than the staleness timeout comes from a clock
+            // that stepped: it would otherwise look fresh until the clocks met again.
+            let future = v.stamp_ns > now_ns.saturating_add(self.stale_ns[i]);
+            let fresh = v.valid && age <= self.stale_ns[i] && !future;
             let stale = self.enabled[i]
                 && if v.valid {
                     !fresh
@@ -854,6 +857,11 @@ impl Integrator {
     /// Running health counters and histograms.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// Commands the motor stage rejected as non-finite so far.
+    pub fn rejected_commands(&self) -> u64 {
+        self.motor.rejected()
     }
 
     /// The last tick's record.
