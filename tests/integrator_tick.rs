@@ -420,3 +420,36 @@ fn feedback_off_hides_drowsiness_from_the_decision_too() {
         }
     }
 }
+
+/// A region whose clock stepped forward stamps its embeddings in the future: they are stale
+/// (for proprioception, `on_failure = stop`: the robot stops), not fresh until the clocks meet.
+#[test]
+fn embeddings_from_a_clock_that_stepped_forward_are_stale() {
+    let cfg = config(256);
+    let params = RobotParams::load_default();
+    let mut integ = Integrator::new(&cfg, &params).unwrap();
+    let slots = integ.slots();
+    let w = slots.writer(RegionId::Proprioception).unwrap();
+    let mut body = KinematicBody::new(params);
+    let v = [0.25f32; 16];
+    let mut rec = Vec::new();
+    for k in 0..100u64 {
+        let now = k * PERIOD;
+        let stamp = if k < 50 { now } else { now + 10_000_000_000 };
+        w.publish(&EmbeddingRef {
+            seq: k,
+            stamp_ns: stamp,
+            model_id: 1,
+            vector: &v,
+            grid: [0; 3],
+            spatial: &[],
+        })
+        .unwrap();
+        rec.push(*integ.tick(now, &mut body));
+        body.advance(PERIOD as f64 * 1e-9);
+    }
+    let bit = 1 << RegionId::Proprioception.index();
+    assert!(rec[10..50].iter().all(|r| r.stale_mask & bit == 0));
+    assert!(rec[50..].iter().all(|r| r.stale_mask & bit != 0));
+    assert_eq!(rec[99].mode, Mode::Stopped);
+}

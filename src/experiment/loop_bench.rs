@@ -428,6 +428,15 @@ pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<Loop
     while let Some(r) = ring.pop() {
         records.push(r);
     }
+    // A loop starved of the CPU has no tick to report: its "0 missed, drowsiness 0" would look
+    // perfect.
+    if records.len() < 2 {
+        anyhow::bail!(
+            "the loop ran {} tick(s) in {} s: it was starved of the CPU (fewer --stress burners, or let it run at SCHED_FIFO)",
+            records.len(),
+            args.seconds
+        );
+    }
     Ok(summarise(
         &records,
         args,

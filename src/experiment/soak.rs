@@ -784,6 +784,7 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
         text: first.instruction.clone(),
     });
     recorder.record("/scenario/layout", monotonic_ns(), &layout)?;
+    recorded += 1;
     let (next_tx, next_rx) = crossbeam_channel::bounded(1);
     let body = SoakBody {
         arena: arena(opts.physics, &params, &layout, &oracle)?,

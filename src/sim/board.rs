@@ -191,7 +191,8 @@ pub struct LinkErrors {
 
 /// Noise on a simulated serial line, both directions, seeded: each byte has its bits flipped
 /// with probability `flip_p` per bit, and with `garbage` every byte is replaced by a random one
-/// (a line full of garbage).
+/// (a line full of garbage; one in eight a zero, the frame delimiter, so the decoders see
+/// frames of garbage rather than one endless frame).
 #[derive(Debug, Clone)]
 pub struct LineNoise {
     rng: crate::util::SplitMix,
@@ -217,7 +218,8 @@ impl LineNoise {
 
     fn corrupt(&mut self, b: u8) -> u8 {
         if self.garbage {
-            return self.rng.next_u64() as u8;
+            let r = self.rng.next_u64();
+            return if r % 8 == 0 { 0 } else { (r >> 8) as u8 };
         }
         let mut b = b;
         if self.flip_p > 0.0 {
@@ -468,5 +470,51 @@ mod tests {
                 right: 5.0
             })
             .is_err());
+    }
+
+    /// As the firmware: a cleared e-stop never resumes the setpoint from before it; motion
+    /// resumes only on a new setpoint.
+    #[test]
+    fn a_cleared_estop_does_not_resume_the_old_setpoint() {
+        let p = RobotParams::load_default();
+        let mut b = SimBoard::new(KinematicBody::new(p.clone()));
+        drive(&mut b, &p, (0.2, 0.0), 50, 0.002);
+        assert!(b.state().wheel_speed[0] > 5.0);
+        b.estop();
+        b.clear_estop();
+        // 200 ms: before the 250 ms command watchdog would stop the wheels anyway.
+        for _ in 0..100 {
+            b.advance(0.002);
+        }
+        let s = b.state();
+        assert!(!s.estop);
+        assert!(s.wheel_speed[0].abs() < 0.5, "{s:?}");
+    }
+
+    /// Noise on the line is rejected by the CRC at both ends and counted, and the host's
+    /// view of the body goes stale instead of taking a corrupted frame.
+    #[test]
+    fn line_noise_is_rejected_and_counted() {
+        let p = RobotParams::load_default();
+        let mut b = SimBoard::new(KinematicBody::new(p.clone()));
+        drive(&mut b, &p, (0.1, 0.0), 20, 0.002);
+        assert_eq!(b.link_errors(), LinkErrors::default());
+        b.link_mut().set_noise(Some(LineNoise::new(3, 0.0, true)));
+        let before = b.state();
+        drive(&mut b, &p, (0.3, 0.0), 100, 0.002);
+        let e = b.link_errors();
+        assert!(e.host_crc_errors + e.host_decode_errors > 0, "{e:?}");
+        assert!(e.board_rx_errors > 0, "{e:?}");
+        assert_eq!(
+            b.state().stamp_ns,
+            before.stamp_ns,
+            "no telemetry got through"
+        );
+        b.link_mut().set_noise(Some(LineNoise::new(4, 2e-3, false)));
+        drive(&mut b, &p, (0.1, 0.0), 200, 0.002);
+        assert!(b.link_errors().host_crc_errors > e.host_crc_errors);
+        b.link_mut().set_noise(None);
+        drive(&mut b, &p, (0.1, 0.0), 20, 0.002);
+        assert!(b.state().stamp_ns > before.stamp_ns);
     }
 }
