@@ -1338,4 +1338,46 @@ mod tests {
             ConsoleEnd::Eof
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256),
+            ..Default::default()
+        })]
+
+        /// Whatever was typed before it (bytes that are not UTF-8, control characters, very
+        /// long lines, commands with bad numbers), a `/stop` line reaches the mux as an e-stop.
+        #[test]
+        fn a_stop_after_any_console_input_is_an_estop(
+            lines in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..30),
+            long in proptest::prelude::any::<bool>(),
+        ) {
+            let bus = LocalBus::new();
+            let sub = bus.subscribe(topics::TELEOP_CONSOLE, 4096);
+            let mut input = Vec::new();
+            for mut l in lines {
+                l.retain(|&b| b != b'\n');
+                let quits = String::from_utf8_lossy(&l)
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w == "/quit");
+                if quits {
+                    continue;
+                }
+                input.extend_from_slice(&l);
+                input.push(b'\n');
+            }
+            if long {
+                input.extend(std::iter::repeat_n(0xffu8, MAX_CONSOLE_LINE * 2));
+                input.push(b'\n');
+            }
+            input.extend_from_slice(b"/stop\n");
+            proptest::prop_assert_eq!(console_loop(std::io::Cursor::new(input), &bus), ConsoleEnd::Eof);
+            let mut last = None;
+            while let Some(c) = sub.try_recv() {
+                last = Some(c);
+            }
+            proptest::prop_assert_eq!(last, Some(TeleopCommand::Estop));
+        }
+    }
 }
