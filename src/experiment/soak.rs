@@ -27,8 +27,8 @@
 //!   must succeed.
 //!
 //! Per class: injected, detected (the brain's own records or counters show it), time to a safe
-//! state (injection to the first zero setpoint at the motors, for the faults that must stop the
-//! robot and for teleop releases), wrong commands (a setpoint at a motor that is non-finite, over
+//! state (injection to the first moment the setpoint at the motors is zero, seen on a command or
+//! at the next physics step, for the faults that must stop the robot and for teleop releases), wrong commands (a setpoint at a motor that is non-finite, over
 //! the limits' wheel speed, not one the host sent (a corrupted frame accepted), or non-zero past
 //! the fault's stop deadline, or a motor still turning past it), recordings lost (the run's MCAP
 //! recording, flushed after the fault, reads back fewer messages than were written, or the
@@ -254,7 +254,7 @@ pub struct SoakReport {
     pub injected_total: u64,
     /// Faults recovered, in all.
     pub recovered_total: u64,
-    /// The simulated link's rejected frames over the run.
+    /// The simulated link's rejected frames over the run (every arena).
     pub link_errors: LinkErrors,
     /// Commands the motor stage rejected as non-finite.
     pub rejected_commands: u64,
@@ -414,6 +414,15 @@ impl Body for Audited {
 impl SimulatedBody for Audited {
     fn advance(&mut self, dt: f64) {
         let o = &self.oracle;
+        // A motor already at zero is safe as soon as the fault starts (no command may come).
+        if is_zero(&self.applied) && o.sample_from.load(Ordering::Acquire) != 0 {
+            let _ = o.sample_safe.compare_exchange(
+                0,
+                monotonic_ns().max(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         if !is_zero(&self.applied)
             && monotonic_ns() >= o.stop_after_ns.load(Ordering::Acquire)
             && !o.held_counted.swap(true, Ordering::Relaxed)
@@ -444,6 +453,8 @@ struct SoakBody {
     acc_s: f64,
     noise: u8,
     next: crossbeam_channel::Receiver<Arena>,
+    /// Link errors of the arenas driven before this one.
+    errors_before: LinkErrors,
 }
 
 impl Body for SoakBody {
@@ -480,6 +491,11 @@ impl SoakBody {
     /// apply the line noise the oracle asks for.
     fn pre_tick(&mut self, now: u64) {
         if let Ok(a) = self.next.try_recv() {
+            let e = self.arena.board.link_errors();
+            let t = &mut self.errors_before;
+            t.host_crc_errors += e.host_crc_errors;
+            t.host_decode_errors += e.host_decode_errors;
+            t.board_rx_errors += e.board_rx_errors;
             self.arena = a;
             self.noise = 0;
             self.last_ns = now;
@@ -501,9 +517,12 @@ impl SoakBody {
             self.arena.board.advance(TIMESTEP);
             self.acc_s -= TIMESTEP;
         }
-        self.oracle
-            .link_errors
-            .store(self.arena.board.link_errors());
+        let (e, t) = (self.arena.board.link_errors(), self.errors_before);
+        self.oracle.link_errors.store(LinkErrors {
+            host_crc_errors: t.host_crc_errors + e.host_crc_errors,
+            host_decode_errors: t.host_decode_errors + e.host_decode_errors,
+            board_rx_errors: t.board_rx_errors + e.board_rx_errors,
+        });
         let (x, y, _) = self.arena.board.ground_truth_pose();
         let g = self.arena.goal;
         self.oracle
@@ -793,6 +812,7 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
         acc_s: 0.0,
         noise: 0,
         next: next_rx,
+        errors_before: LinkErrors::default(),
     };
     let body_name = body.name();
 
