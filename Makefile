@@ -104,6 +104,21 @@ check-slow: build
 
 test: check-slow
 
+# Reliability: a fault-injection soak in real time on the kinematic body behind the simulated
+# board (seeded faults: CPU burners on both cores, the proprioception region crashing / hanging /
+# returning NaN, e-stop storms, teleop flapping, clock steps, serial garbage and bit flips, the
+# language model file vanishing). Fails on any wrong command at the motors or any recording
+# lost; prints per fault class injected, detected, time to a safe state, recovered. The bounded
+# fuzzing of the loaders, decoders and the console runs in cargo-test (tests/fuzz_inputs.rs,
+# FUZZ_CASES per property, default 1000).
+.PHONY: check-soak
+SOAK_MINUTES ?= 2
+SOAK_SEED ?= 1
+check-soak: build
+	$(BIN) soak --minutes $(SOAK_MINUTES) --body kinematic --seed $(SOAK_SEED) --report reports/soak-check
+
+test: check-soak
+
 test: bootstrap fmt-check clippy cargo-test check-ros2 check-features
 	@echo "make test: all suites passed"
 

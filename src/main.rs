@@ -92,6 +92,13 @@ enum Command {
         #[command(subcommand)]
         cmd: ScenarioCmd,
     },
+    /// Fault-injection soak: the brain in real time on a simulated body (behind the simulated
+    /// board's serial protocol) works through the scenarios while seeded faults are injected
+    /// (CPU burners, a region that crashes / hangs / returns NaN, e-stop storms, teleop
+    /// flapping, clock steps, serial garbage and bit flips, a model file that vanishes); per
+    /// fault class: injected, detected, time to a safe state, wrong commands at the motors,
+    /// recordings lost, recovered. Exits 1 if any command was wrong or any recording lost.
+    Soak(SoakCli),
     /// Play back an MCAP recording made by `brainloop sim` (one JSON line per message).
     Replay {
         /// The recording (e.g. reports/01-red-ball-seed1/run.mcap).
@@ -100,7 +107,7 @@ enum Command {
         #[arg(long)]
         topic: Vec<String>,
         /// Playback speed relative to recorded time (0 = as fast as possible).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
         speed: f64,
         /// Print only per-topic message counts.
         #[arg(long)]
@@ -110,6 +117,111 @@ enum Command {
 
 /// The configuration used when none is given.
 const DEFAULT_CONFIG: &str = "config/default.toml";
+
+/// `brainloop soak` options.
+#[derive(clap::Args)]
+struct SoakCli {
+    /// Minutes of soak (wall clock).
+    #[arg(long, default_value_t = 2.0, value_parser = positive)]
+    minutes: f64,
+    /// The simulated body: MuJoCo physics (`sim`) or the kinematic diff drive (`kinematic`).
+    #[arg(long, value_enum, default_value_t = SoakBody::Kinematic)]
+    body: SoakBody,
+    /// Seed of the fault schedule and the layouts.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Configuration file.
+    #[arg(long, default_value = "config/default.toml")]
+    config: PathBuf,
+    /// Scenario directory.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Report directory (default: reports/soak-<body>-seed<seed>).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SoakBody {
+    Sim,
+    Kinematic,
+}
+
+fn run_soak(c: &SoakCli) -> Result<ExitCode> {
+    use brainloop::experiment::soak;
+    let (physics, name) = match c.body {
+        SoakBody::Sim => (brainloop::sim::bodies::Physics::Mujoco, "sim"),
+        SoakBody::Kinematic => (brainloop::sim::bodies::Physics::Kinematic, "kinematic"),
+    };
+    let opts = soak::SoakOptions {
+        config: c.config.clone(),
+        minutes: c.minutes,
+        physics,
+        seed: c.seed,
+        scenarios: c.scenarios.clone(),
+        report_dir: c
+            .report
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("reports/soak-{name}-seed{}", c.seed))),
+    };
+    let report = soak::run(&opts, stop_on_signal())?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", soak::format_report(&report));
+    }
+    let bad =
+        report.wrong_commands_total + report.recordings_lost_total + report.recordings_lost_final;
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A number option: finite.
+fn finite(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err("expected a finite number".into())
+    }
+}
+
+/// A number option: finite and above zero.
+fn positive(s: &str) -> Result<f64, String> {
+    let v = finite(s)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err("expected a number above 0".into())
+    }
+}
+
+/// A number option: finite and not negative.
+fn non_negative(s: &str) -> Result<f64, String> {
+    let v = finite(s)?;
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err("expected a number of at least 0".into())
+    }
+}
+
+/// An instruction: some words (scenario files reject an empty one too).
+fn instruction_text(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("an instruction needs words (e.g. \"go to the red ball\")".into())
+    } else if s.chars().count() > 1000 {
+        Err("an instruction is at most 1000 characters".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
 
 /// `brainloop run` / `brainloop ros2` options.
 #[derive(clap::Args, Clone)]
@@ -125,7 +237,7 @@ struct RunCli {
     #[arg(long)]
     port: Option<String>,
     /// First instruction, e.g. "go to the red ball".
-    #[arg(long)]
+    #[arg(long, value_parser = instruction_text)]
     instruction: Option<String>,
     /// Camera input for the vision region: image files (played in a loop).
     #[arg(long, num_args = 1..)]
@@ -139,7 +251,7 @@ struct RunCli {
     #[arg(long)]
     wav: Option<PathBuf>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     seconds: Option<f64>,
     /// Do not read console commands from standard input.
     #[arg(long)]
@@ -202,14 +314,14 @@ struct ConsoleCli {
     #[arg(long)]
     json: bool,
     /// Health lines per second in `--json` (1..=100).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = finite)]
     rate: f64,
     /// The operator key file (default: `[teleop].operator_key`, `$BRAINLOOP_OPERATOR_KEY`,
     /// `~/.config/brainloop/operator.key`). Without it the console watches and can e-stop.
     #[arg(long)]
     key: Option<PathBuf>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     seconds: Option<f64>,
 }
 
@@ -714,10 +826,10 @@ enum BenchCmd {
     /// Loop: the real integrator loop at a fixed rate (jitter, compute, misses, drowsiness, sleeps).
     Loop {
         /// Run time in seconds.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 10.0, value_parser = positive)]
         seconds: f64,
         /// Tick rate in Hz (10..=1000); default: the config's `integrator.rate_hz`.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         rate: Option<f64>,
         /// CPU burner threads to run beside the loop.
         #[arg(long, default_value_t = 0)]
@@ -748,10 +860,10 @@ enum BenchCmd {
     /// against the real firmware on the emulated board (pty, paced 1x).
     Link {
         /// Measurement time in seconds.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = positive)]
         seconds: f64,
         /// New setpoints per second.
-        #[arg(long, default_value_t = 50.0)]
+        #[arg(long, default_value_t = 50.0, value_parser = positive)]
         rate: f64,
         /// Firmware directory (built with `make -C DIR sim` if needed).
         #[arg(long, default_value = "firmware")]
@@ -768,10 +880,10 @@ enum BenchCmd {
     /// subscriber in a child process) and, built with `--features dds`, DDS.
     Bus {
         /// Measured seconds per case (after a 1 s warm-up).
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, value_parser = positive)]
         seconds: f64,
         /// Paced publish rate, Hz (absolute deadlines).
-        #[arg(long, default_value_t = 200.0)]
+        #[arg(long, default_value_t = 200.0, value_parser = positive)]
         rate: f64,
         /// Print one JSON object.
         #[arg(long)]
@@ -786,7 +898,7 @@ enum BenchCmd {
     /// release to stop.
     Console {
         /// Seconds per phase (2..=3600).
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 10.0, value_parser = positive)]
         seconds: f64,
         /// The brain's configuration file.
         #[arg(long, default_value = "config/default.toml")]
@@ -804,7 +916,7 @@ enum BenchCmd {
         #[arg(long, default_value = "05-yellow-ball-clutter")]
         scenario: String,
         /// Simulated seconds per configuration.
-        #[arg(long, default_value_t = 20.0)]
+        #[arg(long, default_value_t = 20.0, value_parser = positive)]
         seconds: f64,
         /// Print JSON.
         #[arg(long)]
@@ -825,12 +937,12 @@ struct SimCommon {
     #[arg(long)]
     realtime: bool,
     /// Extra simulated compute on every tick, ms (a constant deterministic overload).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     extra_compute_ms: f64,
     /// Modelled CPU contention of N burner threads on the loop (for the drowsiness ablation):
     /// seeded stalls of the integrator, each tick stalling with probability 1 % x N for 30 to
     /// 30 + 60 x N ms. Real burners on the real loop: `brainloop bench loop --stress N`.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=16))]
     stress: u32,
     /// Do not feed drowsiness back into the loop (ablation).
     #[arg(long)]
@@ -903,13 +1015,13 @@ struct SimCli {
     #[arg(long, default_value = brainloop::experiment::commands::DEFAULT_SCENARIO)]
     scenario: String,
     /// Instruction for the brain (default: the scenario's).
-    #[arg(long)]
+    #[arg(long, value_parser = instruction_text)]
     instruction: Option<String>,
     /// Layout seed (default: the scenario's).
     #[arg(long)]
     seed: Option<u64>,
     /// Simulated seconds (default: the scenario's time limit).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     seconds: Option<f64>,
     /// Report directory (default: reports/<scenario>-seed<seed>).
     #[arg(long)]
@@ -962,6 +1074,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seconds: a.seconds,
                 report: a.report,
                 bus: (!a.net.listen.is_empty() || !a.net.connect.is_empty()).then(|| a.net.args()),
+                stop: Some(stop_on_signal()),
             };
             let (summary, dir) = commands::sim(&args)?;
             println!("{}", commands::summary_text(&summary, &dir));
@@ -1021,6 +1134,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Scenario { cmd } => run_scenario(cmd),
         Command::Ros { cmd } => run_ros(cmd),
+        Command::Soak(c) => run_soak(&c),
         Command::Run(r) => run_robot(&r),
         Command::Node(n) => run_node(&n),
         Command::Up(r) => run_up(&r),
@@ -1135,6 +1249,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 json,
             } => {
                 use brainloop::experiment::loop_bench as bench;
+                if stress > 16 {
+                    anyhow::bail!("--stress {stress}: expected 0..=16 burner threads");
+                }
                 let cfg = match config {
                     Some(f) => Config::load(&f)?,
                     None => Config::default(),
@@ -1237,11 +1354,28 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
     let _ = ROS_ARGS.set(ros);
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One clear line naming the option, as every other error.
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::FAILURE;
+        }
+    };
     init_logging(cli.log_format);
     match run(cli).context("brainloop") {
         Ok(code) => code,

@@ -105,6 +105,11 @@ pub struct RunSummary {
     /// What arrived over the zenoh bus, per key (accepted, rejected, gaps, late, replayed,
     /// rejoins); empty when the run was not on the bus.
     pub bus: Vec<(String, crate::bus::zenoh::SourceSnapshot)>,
+    /// The serial link's counters (frames, CRC and decode errors, sequence gaps, NACKs, the
+    /// board's rx errors, reconnects); absent without a serial link.
+    pub link: Option<crate::link::session::LinkStats>,
+    /// Commands the motor stage rejected as non-finite.
+    pub rejected_commands: u64,
 }
 
 /// Latest body state, shared lock-free between the integrator thread (writer) and the
@@ -396,6 +401,63 @@ fn console_line<B: Bus>(line: &str, bus: &B) -> bool {
     true
 }
 
+/// Why the console stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsoleEnd {
+    /// `/quit`: the run ends.
+    Quit,
+    /// End of input (or the input could not be read any more): the run goes on.
+    Eof,
+}
+
+/// The longest console line read; a longer one is reported and skipped.
+const MAX_CONSOLE_LINE: usize = 4096;
+
+/// Read console lines from `input` until `/quit` or the end of input. A line that is not valid
+/// UTF-8 or is too long is reported and skipped, never the end of the console: a later `/stop`
+/// or `/quit` still works.
+fn console_loop<R: BufRead, B: Bus>(mut input: R, bus: &B) -> ConsoleEnd {
+    let mut buf = Vec::with_capacity(256);
+    let mut n = 0u64;
+    loop {
+        buf.clear();
+        // At most one line plus one byte: a longer line is read in pieces and skipped.
+        match std::io::Read::take(&mut input, MAX_CONSOLE_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+        {
+            Ok(0) => return ConsoleEnd::Eof,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("console: cannot read standard input any more ({e}); the run goes on (Ctrl-C stops it)");
+                return ConsoleEnd::Eof;
+            }
+        }
+        n += 1;
+        if !buf.ends_with(b"\n") && buf.len() > MAX_CONSOLE_LINE {
+            eprintln!("console: line {n} is longer than {MAX_CONSOLE_LINE} bytes: skipped");
+            // Skip the rest of it.
+            loop {
+                buf.clear();
+                match std::io::Read::take(&mut input, 64 * 1024).read_until(b'\n', &mut buf) {
+                    Ok(0) => return ConsoleEnd::Eof,
+                    Ok(_) if buf.ends_with(b"\n") => break,
+                    Ok(_) => {}
+                    Err(_) => return ConsoleEnd::Eof,
+                }
+            }
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            eprintln!("console: line {n} is not valid UTF-8: skipped");
+            continue;
+        };
+        if !console_line(line, bus) {
+            return ConsoleEnd::Quit;
+        }
+    }
+}
+
 /// Inputs from outside the process (a ROS 2 node, ...) that the run should obey.
 #[derive(Clone, Default)]
 pub struct RunInputs {
@@ -541,6 +603,10 @@ pub fn run_with(
         RunBody::Serial(l) => Some(Box::new(l.health_reader())),
         _ => None,
     };
+    let link_final: Option<LinkReader> = match &body {
+        RunBody::Serial(l) => Some(Box::new(l.health_reader())),
+        _ => None,
+    };
     let RunInputs { bus } = inputs;
     let inbox = InstructionInbox::new();
     let body_cell = BodyCell::default();
@@ -640,12 +706,8 @@ pub fn run_with(
             .name("console".into())
             .spawn(move || {
                 // End of input just ends the console; `/quit` ends the run.
-                for line in std::io::stdin().lock().lines() {
-                    let Ok(line) = line else { break };
-                    if !console_line(&line, &bus2) {
-                        stop2.store(true, Ordering::SeqCst);
-                        break;
-                    }
+                if console_loop(std::io::stdin().lock(), &bus2) == ConsoleEnd::Quit {
+                    stop2.store(true, Ordering::SeqCst);
                 }
             })
             .context("cannot start the console thread")?;
@@ -806,6 +868,19 @@ pub fn run_with(
         last = r;
     }
     let h = outcome.integrator.health().summary();
+    let rejected_commands = outcome.integrator.rejected_commands();
+    let link = link_final.map(|r| r().stats);
+    if let Some(l) = &link {
+        if l.crc_errors + l.decode_errors + l.seq_gaps + l.board_rx_errors > 0 {
+            tracing::warn!(
+                crc_errors = l.crc_errors,
+                decode_errors = l.decode_errors,
+                seq_gaps = l.seq_gaps,
+                board_rx_errors = l.board_rx_errors,
+                "the serial link lost or rejected frames"
+            );
+        }
+    }
     // Dropping the body closes the setpoint queue: the forwarder sends the zero above, then ends.
     drop(outcome.body);
     if let Some((_stop, h)) = body_forwarder {
@@ -826,6 +901,8 @@ pub fn run_with(
         final_mode: last.mode,
         realtime: outcome.status.fifo_priority.is_some(),
         bus: net_sources,
+        link,
+        rejected_commands,
     })
 }
 
@@ -1645,5 +1722,78 @@ mod tests {
         );
         assert_eq!(from_hex("abc"), None);
         assert_eq!(from_hex("zz"), None);
+    }
+
+    /// A line that is not UTF-8 (or too long) is skipped: the console goes on, and the `/stop`
+    /// and `/quit` after it still work.
+    #[test]
+    fn a_bad_console_line_is_skipped_not_the_end_of_the_console() {
+        let bus = LocalBus::new();
+        let sub = bus.subscribe(topics::TELEOP_CONSOLE, 16);
+        let mut input = b"/drive 0.1 0\n\xff\xfe garbage \xc3\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_CONSOLE_LINE + 10));
+        input.extend(b"\n/stop\n/quit\n/clear\n");
+        let end = console_loop(std::io::Cursor::new(input), &bus);
+        assert_eq!(end, ConsoleEnd::Quit);
+        let mut got = Vec::new();
+        while let Some(c) = sub.try_recv() {
+            got.push(c);
+        }
+        assert_eq!(
+            got,
+            vec![
+                TeleopCommand::Drive(Twist {
+                    linear: 0.1,
+                    angular: 0.0
+                }),
+                TeleopCommand::Estop
+            ]
+        );
+        assert_eq!(
+            console_loop(std::io::Cursor::new(b"\xff\n".to_vec()), &bus),
+            ConsoleEnd::Eof
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256),
+            ..Default::default()
+        })]
+
+        /// Whatever was typed before it (bytes that are not UTF-8, control characters, very
+        /// long lines, commands with bad numbers), a `/stop` line reaches the mux as an e-stop.
+        #[test]
+        fn a_stop_after_any_console_input_is_an_estop(
+            lines in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..30),
+            long in proptest::prelude::any::<bool>(),
+        ) {
+            let bus = LocalBus::new();
+            let sub = bus.subscribe(topics::TELEOP_CONSOLE, 4096);
+            let mut input = Vec::new();
+            for mut l in lines {
+                l.retain(|&b| b != b'\n');
+                let quits = String::from_utf8_lossy(&l)
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w == "/quit");
+                if quits {
+                    continue;
+                }
+                input.extend_from_slice(&l);
+                input.push(b'\n');
+            }
+            if long {
+                input.extend(std::iter::repeat_n(0xffu8, MAX_CONSOLE_LINE * 2));
+                input.push(b'\n');
+            }
+            input.extend_from_slice(b"/stop\n");
+            proptest::prop_assert_eq!(console_loop(std::io::Cursor::new(input), &bus), ConsoleEnd::Eof);
+            let mut last = None;
+            while let Some(c) = sub.try_recv() {
+                last = Some(c);
+            }
+            proptest::prop_assert_eq!(last, Some(TeleopCommand::Estop));
+        }
     }
 }

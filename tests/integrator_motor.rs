@@ -520,3 +520,36 @@ fn a_teleop_source_that_lets_go_stops_the_robot_at_once() {
     assert!(k * DT - last > timeout && k * DT - last <= timeout + DT);
     assert_eq!(o.twist, Twist::ZERO);
 }
+
+/// A body state stamped in the future (its clock stepped forward) is stale too: a frozen
+/// body would otherwise look fresh until the clocks met again.
+#[test]
+fn a_body_state_from_a_clock_that_stepped_forward_is_stale() {
+    let (mut m, c, _) = stage();
+    let mut b = Probe::default();
+    for k in 1..50 {
+        step(&mut m, &mut b, k * DT, intent(0.3, 0.0));
+    }
+    let now = 50 * DT;
+    let ahead = BodyState {
+        stamp_ns: now + c.body.stale_after_ms * 1_000_000 + 5_000_000_000,
+        ..Default::default()
+    };
+    assert!(m.body_stale(now, &ahead));
+    let o = m.step(
+        now,
+        &intent(0.3, 0.0),
+        1.0,
+        false,
+        brainloop::msg::OperatorMode::Autonomous,
+        &ahead,
+        &mut b,
+    );
+    assert_eq!((o.stop, o.twist), (StopReason::StaleBody, Twist::ZERO));
+    // A little ahead (within the staleness timeout) is still fresh.
+    let near = BodyState {
+        stamp_ns: now + 1_000_000,
+        ..Default::default()
+    };
+    assert!(!m.body_stale(now, &near));
+}

@@ -420,3 +420,49 @@ fn feedback_off_hides_drowsiness_from_the_decision_too() {
         }
     }
 }
+
+/// A region whose clock stepped forward stamps its embeddings in the future: they are stale
+/// (for proprioception, `on_failure = stop`: the robot stops), and a frozen one stays stale
+/// when the integrator's clock reaches its stamp (it has not changed for longer than the
+/// staleness timeout), instead of looking fresh for a while.
+#[test]
+fn embeddings_from_a_clock_that_stepped_forward_are_stale() {
+    let cfg = config(256);
+    let params = RobotParams::load_default();
+    let mut integ = Integrator::new(&cfg, &params).unwrap();
+    let slots = integ.slots();
+    let w = slots.writer(RegionId::Proprioception).unwrap();
+    let mut body = KinematicBody::new(params);
+    let v = [0.25f32; 16];
+    let mut rec = Vec::new();
+    for k in 0..200u64 {
+        let now = k * PERIOD;
+        let stamp = match k {
+            0..50 => Some(now),
+            50..60 => Some(now + 10_000_000_000),
+            // Frozen after one more sample 1 s ahead: the clocks meet 50 ticks later.
+            60 => Some(now + 1_000_000_000),
+            _ => None,
+        };
+        if let Some(stamp_ns) = stamp {
+            w.publish(&EmbeddingRef {
+                seq: k,
+                stamp_ns,
+                model_id: 1,
+                vector: &v,
+                grid: [0; 3],
+                spatial: &[],
+            })
+            .unwrap();
+        }
+        rec.push(*integ.tick(now, &mut body));
+        body.advance(PERIOD as f64 * 1e-9);
+    }
+    let bit = 1 << RegionId::Proprioception.index();
+    assert!(rec[10..50].iter().all(|r| r.stale_mask & bit == 0));
+    let fresh: Vec<usize> = (50..200)
+        .filter(|&k| rec[k].stale_mask & bit == 0)
+        .collect();
+    assert!(fresh.is_empty(), "fresh at ticks {fresh:?}");
+    assert_eq!(rec[199].mode, Mode::Stopped);
+}

@@ -83,4 +83,11 @@ fn run_on_the_emulated_board_obeys_teleop_and_estop() {
         summary["body"].as_str().unwrap().starts_with("serial"),
         "{summary}"
     );
+    // The link's counters reach the summary: frames both ways, and the error counters.
+    let link = &summary["link"];
+    assert!(link["frames_rx"].as_u64().unwrap_or(0) > 0, "{summary}");
+    assert!(link["frames_tx"].as_u64().unwrap_or(0) > 0, "{summary}");
+    for k in ["crc_errors", "decode_errors", "seq_gaps", "board_rx_errors"] {
+        assert!(link[k].is_u64(), "{k}: {summary}");
+    }
 }

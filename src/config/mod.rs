@@ -880,6 +880,7 @@ impl Config {
                 });
             }
         }
+        self.check_relations(&mut errs);
         graph::check(self, &mut errs);
         if b.kind == BodyKind::Serial && b.port.trim().is_empty() {
             errs.push(ConfigError {
@@ -888,6 +889,75 @@ impl Config {
             });
         }
         errs
+    }
+
+    /// Relations between keys that are each in range but together make a brain that cannot
+    /// work: every message says what to change.
+    fn check_relations(&self, errs: &mut Vec<ConfigError>) {
+        let d = &self.drowsiness;
+        let finite = [d.slow_threshold, d.shed_threshold, d.sleep_threshold]
+            .iter()
+            .all(|v| v.is_finite());
+        if finite && d.sleep_threshold <= d.slow_threshold {
+            errs.push(ConfigError {
+                path: "drowsiness.sleep_threshold".into(),
+                message: format!(
+                    "{} is not above slow_threshold {}: the brain would sleep before it ever slows down; raise sleep_threshold above {} (default 0.6)",
+                    d.sleep_threshold, d.slow_threshold, d.slow_threshold
+                ),
+            });
+        }
+        if finite && d.shed_threshold < d.slow_threshold {
+            errs.push(ConfigError {
+                path: "drowsiness.shed_threshold".into(),
+                message: format!(
+                    "{} is below slow_threshold {}: heavy regions would shed frames before the robot slows down; set shed_threshold between slow_threshold and sleep_threshold (default 0.4)",
+                    d.shed_threshold, d.slow_threshold
+                ),
+            });
+        }
+        if finite && d.shed_threshold > d.sleep_threshold {
+            errs.push(ConfigError {
+                path: "drowsiness.shed_threshold".into(),
+                message: format!(
+                    "{} is above sleep_threshold {}: the brain would sleep before shedding any load; set shed_threshold between slow_threshold and sleep_threshold (default 0.4)",
+                    d.shed_threshold, d.sleep_threshold
+                ),
+            });
+        }
+        let i = &self.integrator;
+        if i.rate_hz.is_finite() && i.rate_hz > 0.0 && i.wait == WaitStrategy::SleepSpin {
+            let period_us = 1e6 / i.rate_hz;
+            let cap = (period_us / MAX_SPIN_FRACTION as f64).floor();
+            if i.spin_margin_us as f64 >= period_us {
+                errs.push(ConfigError {
+                    path: "integrator.spin_margin_us".into(),
+                    message: format!(
+                        "{} us is not below the tick period {period_us:.0} us (rate_hz {}): the loop would never sleep, and under SCHED_FIFO the kernel's RT throttling parks it ~50 ms every second; set spin_margin_us to at most {cap:.0} (a fifth of the period)",
+                        i.spin_margin_us, i.rate_hz
+                    ),
+                });
+            }
+        }
+        let known = model_names();
+        for (name, r) in &self.regions {
+            let m = r.model.trim();
+            if m.is_empty() || known.iter().any(|k| k == m) {
+                continue;
+            }
+            let listed: Vec<&str> = known
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !n.ends_with("-tokenizer"))
+                .collect();
+            errs.push(ConfigError {
+                path: format!("regions.{name}.model"),
+                message: format!(
+                    "{m:?} is not a model of models/manifest.toml (a name, not a path: model files live in the models folder, checked by sha256); use one of {}",
+                    listed.join(", ")
+                ),
+            });
+        }
     }
 
     /// The brain graph this configuration describes (see [`graph::Graph`]).
@@ -899,6 +969,25 @@ impl Config {
     pub fn tick_period_ns(&self) -> u64 {
         graph::period_ns(self.integrator.rate_hz)
     }
+}
+
+/// The largest spin margin, as a fraction of the period: a thread that spins through its
+/// whole period never sleeps, and under SCHED_FIFO the kernel's RT throttling then parks it
+/// for ~50 ms every second (measured at 1 kHz with a 2 ms margin: 731 of 15,000 ticks missed).
+pub const MAX_SPIN_FRACTION: u64 = 5;
+
+/// The model names of `models/manifest.toml` (the file the regions verify models against).
+fn model_names() -> Vec<String> {
+    let text = include_str!("../../models/manifest.toml");
+    let v: toml::Value = toml::from_str(text).unwrap_or(toml::Value::Table(Default::default()));
+    v.get("model")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn parse_unknown_field(msg: &str) -> Option<String> {
@@ -989,6 +1078,34 @@ to = "integrator"
             .unwrap_err()
             .to_string();
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    /// Keys each in range that together make a brain that cannot work are errors that say
+    /// what to change.
+    #[test]
+    fn relations_between_keys_are_checked() {
+        let err = Config::parse(
+            "[drowsiness]\nslow_threshold = 0.5\nshed_threshold = 0.3\nsleep_threshold = 0.4\n\
+             [integrator]\nrate_hz = 1000\nspin_margin_us = 1500\n\
+             [regions.vision]\nmodel = \"../../etc/model.onnx\"\n\
+             [teleop]\nautonomy_priority = 210\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "drowsiness.sleep_threshold",
+            "raise sleep_threshold above 0.5",
+            "drowsiness.shed_threshold",
+            "integrator.spin_margin_us",
+            "set spin_margin_us to at most 200",
+            "regions.vision.model",
+            "not a model of models/manifest.toml",
+            "teleop.sources.console.priority",
+        ] {
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        // The same keys in order are fine.
+        Config::parse("[drowsiness]\nslow_threshold = 0.3\nshed_threshold = 0.3\nsleep_threshold = 0.5\n[integrator]\nrate_hz = 1000\nspin_margin_us = 200\n").unwrap();
     }
 
     #[test]

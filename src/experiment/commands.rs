@@ -83,6 +83,8 @@ pub struct SimArgs {
     /// Join the zenoh bus (`--listen` / `--connect`; needs `--realtime`) so that the teleop
     /// console can attach.
     pub bus: Option<crate::nodes::NetArgs>,
+    /// Set by SIGINT / SIGTERM: the episode ends early and writes its report.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// `brainloop eval` arguments.
@@ -164,8 +166,15 @@ pub fn sim(args: &SimArgs) -> Result<(Summary, PathBuf), CommandError> {
         instruction: args.instruction.clone(),
         report_dir: Some(report.clone()),
         bus,
+        stop: args.stop.clone(),
         ..episode_options(&args.common)
     };
+    if report.join("summary.json").is_file() {
+        tracing::warn!(
+            "{}: a report is already there; this run replaces it (give --report DIR to keep both)",
+            report.display()
+        );
+    }
     let bar = progress_bar(opts.seconds.unwrap_or(scenario.time_limit_s));
     let summary = run_episode(&config, &params, &scenario, &opts, &mut |p: &Progress| {
         if let Some(b) = &bar {

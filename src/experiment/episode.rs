@@ -94,6 +94,9 @@ pub struct EpisodeOptions {
     /// Join the zenoh bus (real time only): health and status out, the teleop console and
     /// instructions in.
     pub bus: Option<crate::bus::zenoh::ZenohOptions>,
+    /// Set (by SIGINT / SIGTERM) to end the episode early: it stops the robot, scores what it
+    /// did (outcome `interrupted`), writes the report and closes the recording cleanly.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for EpisodeOptions {
@@ -113,6 +116,7 @@ impl Default for EpisodeOptions {
             physics: Physics::Mujoco,
             board: Board::Simulated,
             bus: None,
+            stop: None,
         }
     }
 }
@@ -375,8 +379,24 @@ pub fn run_episode(
         )));
     }
     if !(opts.stress_ms.is_finite() && (0.0..=10_000.0).contains(&opts.stress_ms)) {
+        return Err(SimError::Options(format!(
+            "--extra-compute-ms must be within 0..=10000 ms, got {}",
+            opts.stress_ms
+        )));
+    }
+    if opts.stress_level > 16 {
+        return Err(SimError::Options(format!(
+            "--stress must be within 0..=16 burners, got {}",
+            opts.stress_level
+        )));
+    }
+    if opts
+        .instruction
+        .as_deref()
+        .is_some_and(|i| i.trim().is_empty())
+    {
         return Err(SimError::Options(
-            "--stress must be within 0..=10000 ms".into(),
+            "--instruction: an instruction needs words (e.g. \"go to the red ball\")".into(),
         ));
     }
     let instruction = opts
@@ -478,7 +498,21 @@ pub fn run_episode(
     let mut sleeps = 0u32;
     let mut was_sleeping = false;
 
+    let mut interrupted = false;
     while step <= total_steps {
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            interrupted = true;
+            // Stop the robot before scoring and writing the report.
+            let _ = body
+                .as_body_mut()
+                .command(crate::msg::WheelSpeeds::default());
+            tracing::warn!("interrupted: stopping the episode and writing the report");
+            break;
+        }
         let now_ns = step * (TIMESTEP * 1e9).round() as u64;
         if let (Some(cam), Some(m)) = (camera.as_mut(), body.mujoco_mut()) {
             if step % steps_per_frame == 0 {
@@ -589,6 +623,7 @@ pub fn run_episode(
         0.0
     };
     let (sent, received) = body.frames();
+    let link_errors = body.link_errors();
     let summary = Summary {
         scenario: scenario.name.clone(),
         instruction,
@@ -602,7 +637,14 @@ pub fn run_episode(
         }
         .into(),
         success,
-        outcome: if success { "reached" } else { "timeout" }.into(),
+        outcome: if success {
+            "reached"
+        } else if interrupted {
+            "interrupted"
+        } else {
+            "timeout"
+        }
+        .into(),
         time_to_goal_s: success_at.map(r6),
         sim_time_s: r6(sim_time),
         path_length_m: r6(path_length),
@@ -623,6 +665,9 @@ pub fn run_episode(
         camera_frames,
         link_frames_sent: sent,
         link_frames_received: received,
+        // The board counts every rejected command frame as one rx error (CRC or not).
+        link_crc_errors: link_errors.host_crc_errors + link_errors.board_rx_errors,
+        link_decode_errors: link_errors.host_decode_errors,
         wall_time_s: r6(wall),
         realtime_factor: r6(sim_time / wall.max(1e-9)),
     };

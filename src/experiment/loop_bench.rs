@@ -297,7 +297,9 @@ fn spawn_stand_in(
         .ok()
 }
 
-fn spawn_burner(
+/// A busy thread until `stop` (SCHED_FIFO 1 with `realtime` when permitted; returns whether it
+/// got it).
+pub(crate) fn spawn_burner(
     stop: Arc<AtomicBool>,
     realtime: bool,
 ) -> std::io::Result<std::thread::JoinHandle<bool>> {
@@ -425,6 +427,15 @@ pub fn run_loop_bench(cfg: &Config, args: &LoopBenchArgs) -> anyhow::Result<Loop
     }
     while let Some(r) = ring.pop() {
         records.push(r);
+    }
+    // A loop starved of the CPU has no tick to report: its "0 missed, drowsiness 0" would look
+    // perfect.
+    if records.len() < 2 {
+        anyhow::bail!(
+            "the loop ran {} tick(s) in {} s: it was starved of the CPU (fewer --stress burners, or let it run at SCHED_FIFO)",
+            records.len(),
+            args.seconds
+        );
     }
     Ok(summarise(
         &records,

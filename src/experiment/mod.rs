@@ -16,3 +16,4 @@ pub mod console_bench;
 pub mod episode;
 pub mod loop_bench;
 pub mod pilot;
+pub mod soak;

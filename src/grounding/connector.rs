@@ -441,6 +441,34 @@ impl AlignConnector {
         if !rest.is_empty() {
             return Err("trailing bytes".into());
         }
+        // A matching checksum says the file is what was saved, not that what was saved is
+        // usable: every value must be finite.
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        for (name, v) in [
+            ("feature mean", &feat_mean),
+            ("feature scale", &feat_scale),
+            ("weights", &weights),
+            ("bias", &bias),
+        ] {
+            if !finite(v) {
+                return Err(format!(
+                    "non-finite value in the {name}: rebuild with `brainloop align`"
+                ));
+            }
+        }
+        if let Some(c) = concepts.iter().find(|c| !finite(&c.prototype)) {
+            return Err(format!(
+                "non-finite value in the prototype of {:?}: rebuild with `brainloop align`",
+                c.name
+            ));
+        }
+        if !(h.tau_token.is_finite()
+            && h.tau_query.is_finite()
+            && h.min_query_similarity.is_finite()
+            && h.lambda.is_finite())
+        {
+            return Err("non-finite value in the header (tau, similarity or lambda): rebuild with `brainloop align`".into());
+        }
         let mut c = Self::from_parts(
             h.in_dim, h.out_dim, feat_mean, feat_scale, weights, bias, concepts, h.lambda,
         )
@@ -866,6 +894,29 @@ mod tests {
             AlignConnector::load(&p),
             Err(ConnectorError::Checksum { .. })
         ));
+    }
+
+    /// NaN weights with a checksum that matches them (a bad fit saved as it was) are refused.
+    #[test]
+    fn non_finite_weights_are_refused_even_with_a_matching_checksum() {
+        let (s, concepts) = synthetic(10, 0.1);
+        let (c, _) = fit(&s, false, concepts, &|g| g == 0, &[1e-2]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bin");
+        c.save(&p).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        // The first weight after the feature mean and scale.
+        let at = 12 + hlen + 2 * 4 * c.in_dim;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let digest = hex(&Sha256::digest(&bytes));
+        std::fs::write(checksum_path(&p), format!("{digest}  x.bin\n")).unwrap();
+        let e = AlignConnector::load(&p).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Format { message, .. } if message.contains("non-finite value in the weights")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -71,6 +71,21 @@ impl InstructionHead {
         {
             return Err("instruction head does not match the connector".into());
         }
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !(finite(&self.mean)
+            && finite(&self.centroid)
+            && finite(&self.weights)
+            && finite(&self.bias)
+            && self.min_objectness.is_finite()
+            && self
+                .about
+                .as_ref()
+                .is_none_or(|a| finite(&a.weights) && a.bias.is_finite()))
+        {
+            return Err(
+                "instruction head has a non-finite value: rebuild with `brainloop align`".into(),
+            );
+        }
         Ok(())
     }
 

@@ -324,6 +324,11 @@ struct Senses {
     region_period_ns: [u64; RegionId::COUNT],
     connectors: Vec<Connector>,
     projected_seq: [Option<u64>; RegionId::COUNT],
+    /// The sequence number last seen in each slot, and when (the integrator's clock): a slot
+    /// that has not changed for longer than the staleness timeout is stale whatever its stamp
+    /// says (a producer whose clock stepped forward stamps frozen data in the future).
+    seen_seq: [Option<u64>; RegionId::COUNT],
+    seen_at_ns: [u64; RegionId::COUNT],
 }
 
 /// What the sense stage found this tick.
@@ -351,7 +356,16 @@ impl Senses {
             self.reader.update(r);
             let v = self.reader.view(r, false);
             let age = now_ns.saturating_sub(v.stamp_ns);
-            let fresh = v.valid && age <= self.stale_ns[i];
+            // A stamp further in the future than the staleness timeout comes from a clock
+            // that stepped: it would otherwise look fresh until the clocks met again.
+            let future = v.stamp_ns > now_ns.saturating_add(self.stale_ns[i]);
+            if v.valid && self.seen_seq[i] != Some(v.seq) {
+                self.seen_seq[i] = Some(v.seq);
+                self.seen_at_ns[i] = now_ns;
+            }
+            let unchanged = now_ns.saturating_sub(self.seen_at_ns[i]);
+            let fresh =
+                v.valid && age <= self.stale_ns[i] && !future && unchanged <= self.stale_ns[i];
             let stale = self.enabled[i]
                 && if v.valid {
                     !fresh
@@ -730,6 +744,8 @@ impl Integrator {
                 region_period_ns,
                 connectors,
                 projected_seq: [None; RegionId::COUNT],
+                seen_seq: [None; RegionId::COUNT],
+                seen_at_ns: [0; RegionId::COUNT],
             },
             fusion: Fusion {
                 width,
@@ -854,6 +870,11 @@ impl Integrator {
     /// Running health counters and histograms.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// Commands the motor stage rejected as non-finite so far.
+    pub fn rejected_commands(&self) -> u64 {
+        self.motor.rejected()
     }
 
     /// The last tick's record.

@@ -186,9 +186,12 @@ impl MotorStage {
         self.rejected
     }
 
-    /// Whether the body state is stale at `now_ns`.
+    /// Whether the body state is stale at `now_ns`: older than `[body].stale_after_ms`, or
+    /// stamped further in the future than that (a clock that stepped forward would otherwise
+    /// keep a frozen state fresh until the clocks met again).
     pub fn body_stale(&self, now_ns: u64, s: &BodyState) -> bool {
         now_ns.saturating_sub(s.stamp_ns) > self.body_stale_ns
+            || s.stamp_ns > now_ns.saturating_add(self.body_stale_ns)
     }
 
     fn validate(&mut self, t: Twist) -> Twist {

@@ -49,10 +49,8 @@ pub struct RtOptions {
     pub lock_memory: bool,
 }
 
-/// The largest spin margin, as a fraction of the period: a thread that spins through its
-/// whole period never sleeps, and under SCHED_FIFO the kernel's RT throttling then parks it
-/// for ~50 ms every second (measured at 1 kHz with a 2 ms margin: 731 of 15,000 ticks missed).
-pub const MAX_SPIN_FRACTION: u64 = 5;
+/// The largest spin margin, as a fraction of the period (see [`crate::config::MAX_SPIN_FRACTION`]).
+pub use crate::config::MAX_SPIN_FRACTION;
 
 impl From<&IntegratorConfig> for RtOptions {
     /// The spin margin follows the period: at most a fifth of it.

@@ -393,6 +393,11 @@ where
                 if now >= deadline || stop2.load(Ordering::Relaxed) {
                     break;
                 }
+                // A clock that stepped back would park the thread until it caught up (seconds,
+                // while the integrator goes without this sense): start the schedule again.
+                if deadline > now.saturating_add(period) {
+                    deadline = now + period;
+                }
                 let left = (deadline - now).min(50_000_000);
                 std::thread::sleep(std::time::Duration::from_nanos(left));
             }
@@ -404,4 +409,58 @@ where
         status,
         join: Some(join),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicI64;
+
+    struct Counting {
+        core: RegionCore,
+        steps: Arc<AtomicU64>,
+    }
+
+    impl Region for Counting {
+        fn core(&self) -> &RegionCore {
+            &self.core
+        }
+        fn step(&mut self, _now_ns: u64) -> Result<Option<EmbeddingRef<'_>>, RegionError> {
+            self.steps.fetch_add(1, Ordering::Relaxed);
+            Ok(None)
+        }
+    }
+
+    /// A region's clock that steps back (by 100 s here) does not park its thread until the
+    /// clock catches up: it goes on at its rate.
+    #[test]
+    fn a_clock_that_steps_back_does_not_stall_a_region() {
+        let cfg = RegionConfig {
+            rate_hz: 100.0,
+            ..RegionConfig::default()
+        };
+        let steps = Arc::new(AtomicU64::new(0));
+        let region = Counting {
+            core: RegionCore::new(RegionId::Proprioception, &cfg, 0, ShedLevel::new()),
+            steps: steps.clone(),
+        };
+        let offset = Arc::new(AtomicI64::new(200_000_000_000));
+        let o = offset.clone();
+        let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(move || {
+            (crate::util::clock::monotonic_ns() as i64 + o.load(Ordering::Relaxed)) as u64
+        });
+        let h = spawn(Box::new(region), clock, |_| {}).unwrap();
+        let wait_for = |n: u64| {
+            let end = Instant::now() + std::time::Duration::from_secs(20);
+            while steps.load(Ordering::Relaxed) < n && Instant::now() < end {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            steps.load(Ordering::Relaxed)
+        };
+        assert!(wait_for(3) >= 3);
+        offset.fetch_sub(100_000_000_000, Ordering::Relaxed);
+        let before = steps.load(Ordering::Relaxed);
+        assert!(wait_for(before + 5) >= before + 5, "the region stalled");
+        drop(h);
+    }
 }

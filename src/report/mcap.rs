@@ -29,6 +29,9 @@ pub enum RecordError {
     },
 }
 
+/// Chunk size of a recording, bytes.
+pub const RECORD_CHUNK_BYTES: u64 = 64 * 1024;
+
 /// Writes a run's messages to an MCAP file.
 pub struct Recorder {
     writer: mcap::Writer<BufWriter<File>>,
@@ -64,8 +67,11 @@ impl Recorder {
             source,
         };
         let file = File::create(path).map_err(io)?;
+        // Chunked and indexed, in small chunks: a writer killed (kill -9) leaves a file that
+        // reads back up to its last 64 KiB chunk (`replay` recovers it and says so).
         let writer = mcap::WriteOptions::new()
             .compression(None)
+            .chunk_size(Some(RECORD_CHUNK_BYTES))
             .profile("")
             .create(BufWriter::new(file))
             .map_err(|e| RecordError::Mcap {
@@ -151,6 +157,12 @@ impl Recorder {
         self.record("/camera/image", stamp_ns, &msg)
     }
 
+    /// End the current chunk and flush it to the file: everything recorded so far reads back
+    /// from the file as it is, even if the process dies before [`Recorder::finish`].
+    pub fn flush(&mut self) -> Result<(), RecordError> {
+        self.writer.flush().map_err(|e| self.err(e))
+    }
+
     /// Finish the file (summary section, index).
     pub fn finish(mut self) -> Result<(), RecordError> {
         self.writer.finish().map_err(|e| self.err(e))?;
@@ -191,13 +203,29 @@ pub struct ReplayOptions {
     pub summary_only: bool,
 }
 
-/// Play a recording back: print each message as one JSON line `{"t": seconds, "topic": ...,
-/// "msg": ...}` (image data elided), paced by `speed`; then return per-topic message counts.
-pub fn replay(
+/// MCAP's magic bytes, at the start and the end of a finished file.
+const MAGIC: &[u8] = b"\x89MCAP0\r\n";
+
+/// What reading a recording found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Messages read.
+    pub messages: u64,
+    /// Messages per topic.
+    pub counts: BTreeMap<String, u64>,
+    /// The file was cut (not finished: a killed writer): where and why reading stopped. The
+    /// messages before it (every flushed chunk, and the whole records of a cut one) were read.
+    pub truncated: Option<String>,
+}
+
+/// Read every message of the recording at `path`, handing each to `each` with its payload
+/// parsed (return false to stop). Chunk CRCs are checked and every payload must be JSON: a
+/// corrupted recording is an error naming the message. A file that was never finished (its
+/// writer killed) is read up to the cut (every flushed chunk) and reported as truncated.
+fn scan(
     path: &Path,
-    opts: &ReplayOptions,
-    out: &mut dyn Write,
-) -> Result<BTreeMap<String, u64>, RecordError> {
+    each: &mut dyn FnMut(&mcap::Message<'_>, serde_json::Value) -> Result<bool, RecordError>,
+) -> Result<Recovered, RecordError> {
     let bytes = std::fs::read(path).map_err(|source| RecordError::Io {
         path: path.display().to_string(),
         source,
@@ -206,19 +234,79 @@ pub fn replay(
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let stream = mcap::MessageStream::new(&bytes).map_err(|e| bad(&e))?;
+    let finished = bytes.len() >= 2 * MAGIC.len() && bytes.ends_with(MAGIC);
+    use mcap::read::Options;
+    let stream = mcap::MessageStream::new_with_options(
+        &bytes,
+        Options::IgnoreEndMagic | Options::ValidateChunkCrcs,
+    )
+    .map_err(|e| bad(&e))?;
+    let mut out = Recovered::default();
+    for m in stream {
+        let m = match m {
+            Ok(m) => m,
+            Err(e @ mcap::McapError::BadChunkCrc { .. }) => {
+                return Err(bad(&format!(
+                    "corrupted after message {}: {e}",
+                    out.messages
+                )))
+            }
+            Err(e) if !finished => {
+                out.truncated = Some(format!(
+                    "the file ends in the middle of a record after message {} ({e}): it was not finished (its writer was killed?)",
+                    out.messages
+                ));
+                break;
+            }
+            Err(e) => return Err(bad(&e)),
+        };
+        let msg: serde_json::Value = serde_json::from_slice(&m.data).map_err(|e| {
+            bad(&format!(
+                "message {} on {} at log time {} ns: the payload is not JSON ({e}): the recording is corrupted",
+                out.messages + 1,
+                m.channel.topic,
+                m.log_time
+            ))
+        })?;
+        out.messages += 1;
+        *out.counts.entry(m.channel.topic.clone()).or_insert(0) += 1;
+        if !each(&m, msg)? {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Read the recording at `path` (finished, or cut by a killed writer) and count its messages;
+/// an error if it is corrupted.
+pub fn read_recoverable(path: &Path) -> Result<Recovered, RecordError> {
+    scan(path, &mut |_, _| Ok(true))
+}
+
+/// Play a recording back: print each message as one JSON line `{"t": seconds, "topic": ...,
+/// "msg": ...}` (image data elided), paced by `speed`; then return per-topic message counts.
+/// A corrupted recording (a bad chunk CRC, a payload that is not JSON) is an error; a file that
+/// was never finished is played up to the cut and said so on stderr.
+pub fn replay(
+    path: &Path,
+    opts: &ReplayOptions,
+    out: &mut dyn Write,
+) -> Result<BTreeMap<String, u64>, RecordError> {
+    let bad = |e: &dyn std::fmt::Display| RecordError::Mcap {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
     let mut counts = BTreeMap::new();
     let start = std::time::Instant::now();
     let mut first: Option<u64> = None;
-    for m in stream {
-        let m = m.map_err(|e| bad(&e))?;
+    let mut each = |m: &mcap::Message<'_>, mut msg: serde_json::Value| {
         let topic = m.channel.topic.clone();
         if !opts.topics.is_empty() && !opts.topics.contains(&topic) {
-            continue;
+            return Ok(true);
         }
         *counts.entry(topic.clone()).or_insert(0) += 1;
         if opts.summary_only {
-            continue;
+            return Ok(true);
         }
         let t0 = *first.get_or_insert(m.log_time);
         let rel = m.log_time.saturating_sub(t0) as f64 * 1e-9;
@@ -228,8 +316,6 @@ pub fn replay(
                 std::thread::sleep(wait);
             }
         }
-        let mut msg: serde_json::Value =
-            serde_json::from_slice(&m.data).unwrap_or(serde_json::Value::Null);
         if let Some(d) = msg.get_mut("data") {
             if d.is_string() {
                 *d = serde_json::Value::String(format!(
@@ -242,15 +328,24 @@ pub fn replay(
         if let Err(source) = writeln!(out, "{line}") {
             // The reader went away (e.g. `| head`): stop quietly.
             if source.kind() == std::io::ErrorKind::BrokenPipe {
-                break;
+                return Ok(false);
             }
             return Err(RecordError::Io {
                 path: "stdout".into(),
                 source,
             });
         }
+        Ok(true)
+    };
+    let r = scan(path, &mut each)?;
+    if let Some(why) = &r.truncated {
+        eprintln!(
+            "replay: {}: recovered {} messages up to the cut; {why}",
+            path.display(),
+            r.messages
+        );
     }
-    if counts.is_empty() && opts.topics.is_empty() {
+    if r.messages == 0 {
         return Err(bad(&"no messages"));
     }
     Ok(counts)
@@ -293,5 +388,94 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 6);
         assert!(text.contains("\"i\":4"));
+    }
+
+    fn recording(p: &Path, n: u64) {
+        let mut r = Recorder::create(p).unwrap();
+        for i in 0..n {
+            r.record(
+                "/a",
+                i * 1000,
+                &serde_json::json!({"i": i, "text": "abcdefgh"}),
+            )
+            .unwrap();
+        }
+        r.finish().unwrap();
+    }
+
+    /// A flipped byte in a payload is an error naming the damage, never `"msg": null` or a
+    /// changed value with success.
+    #[test]
+    fn a_corrupted_payload_fails_the_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.mcap");
+        recording(&p, 5);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes
+            .windows(8)
+            .position(|w| w == b"abcdefgh")
+            .expect("the payload is stored uncompressed");
+        bytes[at + 2] = b'Z';
+        std::fs::write(&p, &bytes).unwrap();
+        let mut out = Vec::new();
+        let e = replay(&p, &ReplayOptions::default(), &mut out).unwrap_err();
+        assert!(e.to_string().contains("corrupted"), "{e}");
+        // A payload that is not JSON, with a CRC that matches (as a buggy writer would leave it).
+        let p2 = dir.path().join("y.mcap");
+        let mut r = Recorder::create(&p2).unwrap();
+        r.record_raw("/a", 1, b"{\"i\": 1}").unwrap();
+        r.record_raw("/a", 2, b"{not json").unwrap();
+        r.finish().unwrap();
+        let e = replay(&p2, &ReplayOptions::default(), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+    }
+
+    /// A recording whose writer was killed reads back up to its last complete chunk.
+    #[test]
+    fn a_killed_writer_leaves_every_full_chunk_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.mcap");
+        let mut r = Recorder::create(&p).unwrap();
+        // About 4 chunks of messages, never finished or flushed (as if killed).
+        let pad = "x".repeat(200);
+        let n = 4 * RECORD_CHUNK_BYTES / 220;
+        for i in 0..n {
+            r.record("/a", i, &serde_json::json!({"i": i, "pad": pad}))
+                .unwrap();
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        std::mem::forget(r);
+        std::fs::write(&p, &bytes).unwrap();
+        let got = read_recoverable(&p).unwrap();
+        assert!(got.truncated.is_some());
+        assert!(got.messages >= n / 2, "{} of {n}", got.messages);
+    }
+
+    #[test]
+    fn a_cut_recording_is_recovered_up_to_its_last_flushed_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.mcap");
+        let mut r = Recorder::create(&p).unwrap();
+        for i in 0..10u64 {
+            r.record("/a", i, &serde_json::json!({"i": i})).unwrap();
+        }
+        r.flush().unwrap();
+        let flushed = std::fs::read(&p).unwrap();
+        for i in 10..20u64 {
+            r.record("/a", i, &serde_json::json!({"i": i})).unwrap();
+        }
+        r.flush().unwrap();
+        let mut cut = std::fs::read(&p).unwrap();
+        // Killed in the middle of writing the second chunk.
+        cut.truncate(flushed.len() + (cut.len() - flushed.len()) / 2);
+        // The writer never finishes (as if killed): forget it rather than let its drop write.
+        std::mem::forget(r);
+        std::fs::write(&p, &cut).unwrap();
+        // Everything flushed reads back, and the whole records of the cut chunk may too.
+        let got = read_recoverable(&p).unwrap();
+        assert!((10..20).contains(&got.messages), "{got:?}");
+        assert!(got.truncated.is_some());
+        let counts = replay(&p, &ReplayOptions::default(), &mut Vec::new()).unwrap();
+        assert_eq!(counts["/a"], got.messages);
     }
 }

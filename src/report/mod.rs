@@ -67,6 +67,12 @@ pub struct Summary {
     pub link_frames_sent: u64,
     /// Telemetry frames board -> host.
     pub link_frames_received: u64,
+    /// Frames rejected for a CRC mismatch at either end of the link (host and board).
+    #[serde(default)]
+    pub link_crc_errors: u64,
+    /// Frames rejected for another decode error (COBS, length, version, type) at either end.
+    #[serde(default)]
+    pub link_decode_errors: u64,
     /// Wall-clock duration, s (varies run to run).
     pub wall_time_s: f64,
     /// Simulated seconds per wall-clock second (varies run to run).

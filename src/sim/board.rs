@@ -36,6 +36,10 @@ pub trait BoardLink: Send {
     fn failure(&self) -> Option<String> {
         None
     }
+    /// Frames rejected at either end of the link so far.
+    fn errors(&self) -> LinkErrors {
+        LinkErrors::default()
+    }
 }
 
 /// `board`'s view of the body with the sensors that are not on the board (IMU, range rays)
@@ -85,6 +89,11 @@ impl<L: BoardLink, B: SimulatedBody> Boarded<L, B> {
     /// Frames host -> board and telemetry frames board -> host so far.
     pub fn frames(&self) -> (u64, u64) {
         self.link.frames()
+    }
+
+    /// Frames rejected at either end of the link so far.
+    pub fn link_errors(&self) -> LinkErrors {
+        self.link.errors()
     }
 }
 
@@ -163,6 +172,65 @@ pub struct SimLink {
     frames_sent: u64,
     frames_received: u64,
     wire: Vec<u8>,
+    // The line between them.
+    noise: Option<LineNoise>,
+    errors: LinkErrors,
+}
+
+/// Frames the two ends of a simulated link rejected (CRC mismatch, or any other decode error:
+/// COBS, length, version, type).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkErrors {
+    /// Telemetry frames the host rejected for a CRC mismatch.
+    pub host_crc_errors: u64,
+    /// Telemetry frames the host rejected for another decode error.
+    pub host_decode_errors: u64,
+    /// Command frames the board rejected (its `rx_errors`, not wrapped).
+    pub board_rx_errors: u64,
+}
+
+/// Noise on a simulated serial line, both directions, seeded: each byte has its bits flipped
+/// with probability `flip_p` per bit, and with `garbage` every byte is replaced by a random one
+/// (a line full of garbage; one in eight a zero, the frame delimiter, so the decoders see
+/// frames of garbage rather than one endless frame).
+#[derive(Debug, Clone)]
+pub struct LineNoise {
+    rng: crate::util::SplitMix,
+    /// Probability of each bit flipping.
+    pub flip_p: f64,
+    /// Replace every byte by a random one.
+    pub garbage: bool,
+}
+
+impl LineNoise {
+    /// Noise with this seed.
+    pub fn new(seed: u64, flip_p: f64, garbage: bool) -> Self {
+        Self {
+            rng: crate::util::SplitMix::new(seed),
+            flip_p: if flip_p.is_finite() {
+                flip_p.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            garbage,
+        }
+    }
+
+    fn corrupt(&mut self, b: u8) -> u8 {
+        if self.garbage {
+            let r = self.rng.next_u64();
+            return if r % 8 == 0 { 0 } else { (r >> 8) as u8 };
+        }
+        let mut b = b;
+        if self.flip_p > 0.0 {
+            for bit in 0..8 {
+                if self.rng.uniform() < self.flip_p {
+                    b ^= 1 << bit;
+                }
+            }
+        }
+        b
+    }
 }
 
 impl SimLink {
@@ -186,6 +254,8 @@ impl SimLink {
             frames_sent: 0,
             frames_received: 0,
             wire: Vec::with_capacity(MAX_FRAME),
+            noise: None,
+            errors: LinkErrors::default(),
         };
         b.send_telemetry(body);
         b
@@ -200,17 +270,27 @@ impl SimLink {
             Ok(f) => f,
             Err(_) => {
                 self.rx_errors = self.rx_errors.wrapping_add(1);
+                self.errors.board_rx_errors += 1;
                 return;
             }
         };
         self.last_valid_seq = frame.seq;
         self.since_command = 0.0;
+        // As the firmware does (firmware/src/ctrl.c): the e-stop and its clear both zero the
+        // setpoint, a setpoint is refused while the e-stop is latched, and motion resumes only
+        // on a new setpoint (a cleared e-stop never resumes the speed from before it).
         match frame.msg {
-            Message::SetWheels { left, right } => {
+            Message::SetWheels { left, right } if !self.estop => {
                 self.setpoint = [wire_to_rad_s(left), wire_to_rad_s(right)];
             }
-            Message::Estop => self.estop = true,
-            Message::ClearEstop => self.estop = false,
+            Message::Estop => {
+                self.estop = true;
+                self.setpoint = [0.0; 2];
+            }
+            Message::ClearEstop => {
+                self.estop = false;
+                self.setpoint = [0.0; 2];
+            }
             _ => {}
         }
         self.apply(body);
@@ -252,12 +332,22 @@ impl SimLink {
         let n = codec::encode_frame(self.board_seq, &Message::Telemetry(t), &mut buf);
         self.wire.clear();
         self.wire.extend_from_slice(&buf[..n]);
+        if let Some(n) = self.noise.as_mut() {
+            for b in self.wire.iter_mut() {
+                *b = n.corrupt(*b);
+            }
+        }
         for i in 0..self.wire.len() {
-            if let Some(Ok(frame)) = self.host_rx.push(self.wire[i]) {
-                if let Message::Telemetry(t) = frame.msg {
-                    self.frames_received += 1;
-                    self.host_update(t, &s);
+            match self.host_rx.push(self.wire[i]) {
+                Some(Ok(frame)) => {
+                    if let Message::Telemetry(t) = frame.msg {
+                        self.frames_received += 1;
+                        self.host_update(t, &s);
+                    }
                 }
+                Some(Err(codec::CodecError::BadCrc { .. })) => self.errors.host_crc_errors += 1,
+                Some(Err(_)) => self.errors.host_decode_errors += 1,
+                None => {}
             }
         }
     }
@@ -280,6 +370,20 @@ impl SimLink {
     }
 }
 
+impl SimLink {
+    /// Put noise on the line (both directions), or take it off with `None`.
+    pub fn set_noise(&mut self, noise: Option<LineNoise>) {
+        self.noise = noise;
+    }
+}
+
+impl<B: SimulatedBody> SimBoard<B> {
+    /// The simulated board's link, mutably (to put noise on the line).
+    pub fn link_mut(&mut self) -> &mut SimLink {
+        &mut self.link
+    }
+}
+
 impl BoardLink for SimLink {
     const NAME: &'static str = "board";
 
@@ -289,6 +393,10 @@ impl BoardLink for SimLink {
         let n = codec::encode_frame(self.host_seq, &msg, &mut buf);
         self.frames_sent += 1;
         for &byte in &buf[..n] {
+            let byte = match self.noise.as_mut() {
+                Some(noise) => noise.corrupt(byte),
+                None => byte,
+            };
             if let Some(r) = self.board_rx.push(byte) {
                 self.board_handle(r, body);
             }
@@ -319,6 +427,10 @@ impl BoardLink for SimLink {
 
     fn frames(&self) -> (u64, u64) {
         (self.frames_sent, self.frames_received)
+    }
+
+    fn errors(&self) -> LinkErrors {
+        self.errors
     }
 }
 
@@ -358,5 +470,51 @@ mod tests {
                 right: 5.0
             })
             .is_err());
+    }
+
+    /// As the firmware: a cleared e-stop never resumes the setpoint from before it; motion
+    /// resumes only on a new setpoint.
+    #[test]
+    fn a_cleared_estop_does_not_resume_the_old_setpoint() {
+        let p = RobotParams::load_default();
+        let mut b = SimBoard::new(KinematicBody::new(p.clone()));
+        drive(&mut b, &p, (0.2, 0.0), 50, 0.002);
+        assert!(b.state().wheel_speed[0] > 5.0);
+        b.estop();
+        b.clear_estop();
+        // 200 ms: before the 250 ms command watchdog would stop the wheels anyway.
+        for _ in 0..100 {
+            b.advance(0.002);
+        }
+        let s = b.state();
+        assert!(!s.estop);
+        assert!(s.wheel_speed[0].abs() < 0.5, "{s:?}");
+    }
+
+    /// Noise on the line is rejected by the CRC at both ends and counted, and the host's
+    /// view of the body goes stale instead of taking a corrupted frame.
+    #[test]
+    fn line_noise_is_rejected_and_counted() {
+        let p = RobotParams::load_default();
+        let mut b = SimBoard::new(KinematicBody::new(p.clone()));
+        drive(&mut b, &p, (0.1, 0.0), 20, 0.002);
+        assert_eq!(b.link_errors(), LinkErrors::default());
+        b.link_mut().set_noise(Some(LineNoise::new(3, 0.0, true)));
+        let before = b.state();
+        drive(&mut b, &p, (0.3, 0.0), 100, 0.002);
+        let e = b.link_errors();
+        assert!(e.host_crc_errors + e.host_decode_errors > 0, "{e:?}");
+        assert!(e.board_rx_errors > 0, "{e:?}");
+        assert_eq!(
+            b.state().stamp_ns,
+            before.stamp_ns,
+            "no telemetry got through"
+        );
+        b.link_mut().set_noise(Some(LineNoise::new(4, 2e-3, false)));
+        drive(&mut b, &p, (0.1, 0.0), 200, 0.002);
+        assert!(b.link_errors().host_crc_errors > e.host_crc_errors);
+        b.link_mut().set_noise(None);
+        drive(&mut b, &p, (0.1, 0.0), 20, 0.002);
+        assert!(b.state().stamp_ns > before.stamp_ns);
     }
 }

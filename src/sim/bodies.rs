@@ -88,6 +88,8 @@ pub trait EpisodeBody: SimulatedBody {
     fn collisions(&self) -> u32;
     /// Frames host -> board and board -> host so far.
     fn frames(&self) -> (u64, u64);
+    /// Frames rejected at either end of the link so far (CRC, decode).
+    fn link_errors(&self) -> crate::sim::board::LinkErrors;
     /// As a plain body (for the brain).
     fn as_body(&self) -> &dyn Body;
     /// As a plain body, mutably (for the brain).
@@ -103,6 +105,9 @@ impl<L: BoardLink, B: ArenaBody> EpisodeBody for Boarded<L, B> {
     }
     fn frames(&self) -> (u64, u64) {
         Boarded::frames(self)
+    }
+    fn link_errors(&self) -> crate::sim::board::LinkErrors {
+        Boarded::link_errors(self)
     }
     fn as_body(&self) -> &dyn Body {
         self

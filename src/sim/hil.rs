@@ -325,6 +325,15 @@ impl BoardLink for HilLink {
         (s.frames_tx, s.telemetry_rx)
     }
 
+    fn errors(&self) -> crate::sim::board::LinkErrors {
+        let s = self.session.stats();
+        crate::sim::board::LinkErrors {
+            host_crc_errors: s.crc_errors,
+            host_decode_errors: s.decode_errors,
+            board_rx_errors: s.board_rx_errors,
+        }
+    }
+
     fn failure(&self) -> Option<String> {
         self.board
             .crashed()

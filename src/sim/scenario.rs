@@ -64,7 +64,8 @@ pub struct ArenaSpec {
     pub same_colour_distractors: usize,
     /// Minimum start-to-goal distance in metres.
     pub min_goal_distance_m: f64,
-    /// Extra fixed walls `[x, y, half_x, half_y]` in metres (e.g. a barrier between start and goal).
+    /// Extra fixed walls `[x, y, half_x, half_y]` in metres (e.g. a barrier between start and
+    /// goal), at most [`MAX_WALLS`].
     pub walls: Vec<[f64; 4]>,
     /// Fixed start `[x, y, yaw]` instead of a random one.
     pub start: Option<[f64; 3]>,
@@ -86,6 +87,9 @@ impl Default for ArenaSpec {
         }
     }
 }
+
+/// The most fixed walls a scenario may have.
+pub const MAX_WALLS: usize = 200;
 
 /// The goal predicate.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -226,6 +230,15 @@ impl Scenario {
         }
         if !(a.min_goal_distance_m.is_finite() && a.min_goal_distance_m >= 0.0) {
             errs.push("arena.min_goal_distance_m: must be >= 0".into());
+        }
+        if a.walls.len() > MAX_WALLS {
+            errs.push(format!(
+                "arena.walls: at most {MAX_WALLS} ({} given: the layout and its path check grow with every wall)",
+                a.walls.len()
+            ));
+        }
+        if self.instruction.chars().count() > 1000 {
+            errs.push("instruction: at most 1000 characters".into());
         }
         let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
         if a.walls

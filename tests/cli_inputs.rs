@@ -1,0 +1,176 @@
+//! Hostile or careless input on the command line and by signal: every numeric option is finite
+//! and bounded where it is read, with an error naming the option; an empty instruction is
+//! refused; `sim` (lockstep and `--realtime`) stops on SIGINT / SIGTERM with its summary written
+//! and its recording closed; `replay` fails on a corrupted recording.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn brainloop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brainloop"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run brainloop")
+}
+
+/// `args` fail (without starting anything) with an error that names `option`.
+fn refused(args: &[&str], option: &str) {
+    let out = brainloop(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} was accepted: {err}");
+    assert!(
+        err.contains(option),
+        "{args:?}: the error does not name {option}: {err}"
+    );
+}
+
+#[test]
+fn non_finite_and_out_of_range_numbers_are_refused_naming_the_option() {
+    for v in ["nan", "NaN", "inf", "-inf", "1e999"] {
+        let o = |name: &str| format!("{name}={v}");
+        refused(
+            &["run", "--body", "kinematic", &o("--seconds")],
+            "--seconds",
+        );
+        refused(&["sim", &o("--seconds")], "--seconds");
+        refused(&["sim", &o("--extra-compute-ms")], "--extra-compute-ms");
+        refused(&["bench", "loop", &o("--seconds")], "--seconds");
+        refused(&["bench", "loop", &o("--rate")], "--rate");
+        refused(&["console", &o("--rate")], "--rate");
+        refused(&["replay", "x.mcap", &o("--speed")], "--speed");
+        refused(&["soak", &o("--minutes")], "--minutes");
+    }
+    refused(&["run", "--body", "kinematic", "--seconds=-1"], "--seconds");
+    refused(&["sim", "--extra-compute-ms=-5"], "--extra-compute-ms");
+    refused(&["sim", "--stress", "100000"], "--stress");
+    refused(&["bench", "loop", "--stress", "64"], "--stress");
+}
+
+#[test]
+fn an_empty_instruction_is_refused_on_the_command_line() {
+    for v in ["", "   ", "\t"] {
+        refused(
+            &["run", "--body", "kinematic", "--instruction", v],
+            "--instruction",
+        );
+        refused(&["sim", "--instruction", v], "--instruction");
+    }
+}
+
+/// The library refuses a non-finite extra compute naming the option the user typed.
+#[test]
+fn the_episode_names_extra_compute_ms_for_a_bad_extra_compute() {
+    use brainloop::experiment::episode::{run_episode, EpisodeOptions};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let scenario = brainloop::sim::scenario::Scenario::find(&dir, "01-red-ball").unwrap();
+    let opts = EpisodeOptions {
+        stress_ms: f64::NAN,
+        physics: brainloop::sim::bodies::Physics::Kinematic,
+        ..Default::default()
+    };
+    let e = run_episode(
+        &brainloop::config::Config::default(),
+        &brainloop::body::RobotParams::load_default(),
+        &scenario,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("--extra-compute-ms") && !e.contains("--stress"),
+        "{e}"
+    );
+}
+
+/// Start `sim` with `extra`, wait until it is recording, send `signal` to exactly that
+/// process, and check the run ended cleanly: exit 0, a summary that says it was interrupted, a
+/// finished recording that plays back.
+fn sim_stops_cleanly_on(signal: i32, extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r");
+    let mut args = vec![
+        "sim",
+        "--body",
+        "kinematic",
+        "--seconds",
+        "3000",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let child = Command::new(env!("CARGO_BIN_EXE_brainloop"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn brainloop sim");
+    let pid = child.id() as i32;
+    // Running once the recording has its first chunk on disk (or a minute has passed).
+    let mcap = report.join("run.mcap");
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end && std::fs::metadata(&mcap).map_or(true, |m| m.len() == 0) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain syscall on the pid of the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    let out = child.wait_with_output().expect("sim exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("summary.json")).expect("summary.json"))
+            .expect("summary.json parses");
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    let r = brainloop::report::mcap::read_recoverable(&mcap).expect("run.mcap reads");
+    assert!(r.truncated.is_none(), "run.mcap was not finished: {r:?}");
+    assert!(
+        r.counts.get("/brain/tick").copied().unwrap_or(0) > 0,
+        "{r:?}"
+    );
+}
+
+#[test]
+fn sim_stops_on_sigint_with_its_summary_and_a_finished_recording() {
+    sim_stops_cleanly_on(libc::SIGINT, &[]);
+}
+
+#[test]
+fn sim_realtime_stops_on_sigterm_with_its_summary_and_a_finished_recording() {
+    sim_stops_cleanly_on(libc::SIGTERM, &["--realtime"]);
+}
+
+/// `replay` of a recording with a flipped payload byte exits non-zero with a clear message
+/// instead of printing `"msg": null` and exiting 0.
+#[test]
+fn replay_fails_on_a_corrupted_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.mcap");
+    let mut r = brainloop::report::mcap::Recorder::create(&p).unwrap();
+    for i in 0..20u64 {
+        r.record(
+            "/a",
+            i,
+            &serde_json::json!({"value": i, "pad": "0123456789"}),
+        )
+        .unwrap();
+    }
+    r.finish().unwrap();
+    let mut bytes = std::fs::read(&p).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"0123456789").unwrap();
+    bytes[at] = b'}';
+    std::fs::write(&p, &bytes).unwrap();
+    let out = brainloop(&["replay", p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.contains("corrupted"), "{err}");
+}
