@@ -139,6 +139,54 @@ impl RobotParams {
     }
 }
 
+/// A ROS 2 base driver as the body (`--body ros2`, over DDS or r2r). The tick's commands reach
+/// the base as `cmd_vel` from the tick records (the bridge publishes each new tick's twist, zero
+/// when stopped); its state arrives from the bridge (`joint_states`, `imu`, `scan`) in a
+/// lock-free cell, stamped on arrival, so a silent driver goes stale and the brain stops it.
+pub struct RosBaseBody {
+    state: std::sync::Arc<crossbeam_utils::atomic::AtomicCell<Option<BodyState>>>,
+    estop: bool,
+    name: &'static str,
+}
+
+impl RosBaseBody {
+    /// A body reading `state` (written by the bridge), called `name`.
+    pub fn new(
+        state: std::sync::Arc<crossbeam_utils::atomic::AtomicCell<Option<BodyState>>>,
+        name: &'static str,
+    ) -> Self {
+        Self {
+            state,
+            estop: false,
+            name,
+        }
+    }
+}
+
+impl Body for RosBaseBody {
+    fn command(&mut self, _wheels: WheelSpeeds) -> Result<(), BodyError> {
+        if self.estop {
+            return Err(BodyError::Refused("e-stop latched".into()));
+        }
+        Ok(())
+    }
+    fn state(&self) -> BodyState {
+        // None yet: stamp 0, which the integrator treats as stale.
+        let mut s = self.state.load().unwrap_or_default();
+        s.estop = self.estop;
+        s
+    }
+    fn estop(&mut self) {
+        self.estop = true;
+    }
+    fn clear_estop(&mut self) {
+        self.estop = false;
+    }
+    fn name(&self) -> String {
+        self.name.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,39 +137,6 @@ enum RunBody {
     Remote(RemoteBody),
 }
 
-/// A ROS 2 base driver as the body (`--body ros2 --dds`). The tick's commands reach the base
-/// as `cmd_vel` from the tick records (the bridge publishes each new tick's twist, zero when
-/// stopped); its state arrives from the bridge (`joint_states`, `imu`, `scan`) in a lock-free
-/// cell, stamped on arrival, so a silent driver goes stale and the brain stops it.
-struct RosBase {
-    state: Arc<AtomicCell<Option<BodyState>>>,
-    estop: bool,
-}
-
-impl Body for RosBase {
-    fn command(&mut self, _wheels: WheelSpeeds) -> Result<(), BodyError> {
-        if self.estop {
-            return Err(BodyError::Refused("e-stop latched".into()));
-        }
-        Ok(())
-    }
-    fn state(&self) -> BodyState {
-        // None yet: stamp 0, which the integrator treats as stale.
-        let mut s = self.state.load().unwrap_or_default();
-        s.estop = self.estop;
-        s
-    }
-    fn estop(&mut self) {
-        self.estop = true;
-    }
-    fn clear_estop(&mut self) {
-        self.estop = false;
-    }
-    fn name(&self) -> String {
-        "ros2 base driver (cmd_vel out; joint_states, imu, scan in)".into()
-    }
-}
-
 /// A body in another process: setpoints go out through a lock-free queue to a forwarder
 /// thread that publishes them (the tick never touches the network); the latest body state
 /// arrives in a lock-free cell, stamped with its receive time, so a silent body goes stale.
@@ -581,10 +548,10 @@ pub fn run_with(
                 })
                 .context("cannot start the ROS base forwarder")?;
             base_forwarder = Some((st, h));
-            Some(Box::new(RosBase {
+            Some(Box::new(crate::body::RosBaseBody::new(
                 state,
-                estop: false,
-            }) as Box<dyn Body>)
+                "ros2 base driver (cmd_vel out; joint_states, imu, scan in)",
+            )) as Box<dyn Body>)
         }
         b => b,
     };

@@ -11,7 +11,7 @@
 //!
 //! * [`Ros2Bridge`] is the node: the contract of `ros_map::contract` (names resolved with the
 //!   node's `--ros-args`), in and out.
-//! * [`Ros2Body`] is a [`Body`] for robots whose base is already a ROS 2 driver (Gazebo's
+//! * [`Ros2Body`] is a [`Body`](crate::body::Body) for robots whose base is already a ROS 2 driver (Gazebo's
 //!   diff-drive plugin, a vendor base): the tick's commands go out as `cmd_vel` from the tick
 //!   records (as with the DDS bridge), state comes back from `joint_states`, `imu` and `scan`
 //!   through `ros_map`'s base mapping.
@@ -20,10 +20,10 @@
 //! integrator); the body crosses to the integrator through a lock-free cell, everything else
 //! through the bus.
 
-use crate::body::{Body, BodyError, RobotParams};
+use crate::body::RobotParams;
 use crate::bus::ros_map::{self, BridgeCounts, Inbound, Outbound, Outcome, RosClock, RosNode};
 use crate::bus::{topics, Bus};
-use crate::msg::{BodyState, WheelSpeeds};
+use crate::msg::BodyState;
 use crossbeam_utils::atomic::AtomicCell;
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
@@ -263,10 +263,7 @@ impl Ros2Bridge {
 
     /// A body whose base is the ROS 2 driver (start the bridge with `base`).
     pub fn body(&self) -> Ros2Body {
-        Ros2Body {
-            state: self.state.clone(),
-            estop: false,
-        }
+        Ros2Body::new(self.state.clone(), "ros2 base driver (r2r)")
     }
 
     /// Incoming messages refused so far.
@@ -284,33 +281,5 @@ impl Drop for Ros2Bridge {
     }
 }
 
-/// A [`Body`] whose base is a ROS 2 driver (e.g. Gazebo's diff-drive plugin): the commands go
-/// out as `cmd_vel` from the tick records, the state comes from the driver (stamped on
-/// arrival, so a silent driver goes stale).
-pub struct Ros2Body {
-    state: Arc<AtomicCell<Option<BodyState>>>,
-    estop: bool,
-}
-
-impl Body for Ros2Body {
-    fn command(&mut self, _wheels: WheelSpeeds) -> Result<(), BodyError> {
-        if self.estop {
-            return Err(BodyError::Refused("e-stop latched".into()));
-        }
-        Ok(())
-    }
-    fn state(&self) -> BodyState {
-        let mut s = self.state.load().unwrap_or_default();
-        s.estop = self.estop;
-        s
-    }
-    fn estop(&mut self) {
-        self.estop = true;
-    }
-    fn clear_estop(&mut self) {
-        self.estop = false;
-    }
-    fn name(&self) -> String {
-        "ros2 base driver (r2r)".into()
-    }
-}
+/// A [`Body`](crate::body::Body) whose base is a ROS 2 driver (e.g. Gazebo's diff-drive plugin).
+pub type Ros2Body = crate::body::RosBaseBody;
