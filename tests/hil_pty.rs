@@ -61,7 +61,14 @@ fn closing_the_pty_stops_the_wheels_and_the_host_reconnects() {
     assert_eq!(link.health().stats.connects, 1);
 
     drive_until_moving(&mut link, &mut board, 5.0);
-    let st = link.state();
+    // The host's view lags the board by a telemetry frame or two: keep commanding until the
+    // telemetry reports the speed too (up to 1 s), then check it.
+    let seen = Instant::now();
+    let mut st = link.state();
+    while (st.wheel_speed[0] - 5.0).abs() >= 0.6 && seen.elapsed() < Duration::from_secs(1) {
+        drive_for(&mut link, 5.0, Duration::from_millis(40));
+        st = link.state();
+    }
     assert!((st.wheel_speed[0] - 5.0).abs() < 0.6, "telemetry: {st:?}");
 
     // Cut the wire. The host keeps commanding; nothing reaches the board.
