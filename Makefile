@@ -115,7 +115,7 @@ test: check-slow
 SOAK_MINUTES ?= 2
 SOAK_SEED ?= 1
 check-soak: build
-	$(BIN) soak --minutes $(SOAK_MINUTES) --body kinematic --seed $(SOAK_SEED) --report reports/soak-check
+	$(BIN) soak --minutes $(SOAK_MINUTES) --body kinematic --seed $(SOAK_SEED) --report reports/soak-check --overwrite
 
 test: check-soak
 

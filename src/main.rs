@@ -139,6 +139,9 @@ struct SoakCli {
     /// Report directory (default: reports/soak-<body>-seed<seed>).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Replace a report already in the --report directory (otherwise refused).
+    #[arg(long)]
+    overwrite: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -167,6 +170,12 @@ fn run_soak(c: &SoakCli) -> Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("reports/soak-{name}-seed{}", c.seed))),
     };
+    brainloop::experiment::commands::claim_report_dir(
+        &opts.report_dir,
+        c.report.is_some(),
+        c.overwrite,
+    )
+    .map_err(anyhow::Error::msg)?;
     let report = soak::run(&opts, stop_on_signal())?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -1026,6 +1035,9 @@ struct SimCli {
     /// Report directory (default: reports/<scenario>-seed<seed>).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Replace a report already in the --report directory (otherwise refused).
+    #[arg(long)]
+    overwrite: bool,
     #[command(flatten)]
     common: SimCommon,
     /// With --realtime: join the zenoh bus so `brainloop console` can attach.
@@ -1073,6 +1085,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seed: a.seed,
                 seconds: a.seconds,
                 report: a.report,
+                overwrite: a.overwrite,
                 bus: (!a.net.listen.is_empty() || !a.net.connect.is_empty()).then(|| a.net.args()),
                 stop: Some(stop_on_signal()),
             };

@@ -352,6 +352,15 @@ pub struct LinkStatus {
     pub decode_errors: u64,
     /// Reconnections after the first connection.
     pub reconnects: u64,
+    /// Board frames lost (gaps in its sequence numbers).
+    #[serde(default)]
+    pub seq_gaps: u64,
+    /// Host frames the board rejected.
+    #[serde(default)]
+    pub board_rx_errors: u64,
+    /// Telemetry frames refused as physically implausible.
+    #[serde(default)]
+    pub implausible_telemetry: u64,
 }
 
 /// The instruction being followed and what the brain made of it.
@@ -443,6 +452,15 @@ pub struct LinkFeed {
     pub decode_errors: u64,
     /// Times the port was (re)opened.
     pub connects: u64,
+    /// Board frames lost (gaps in its sequence numbers).
+    #[serde(default)]
+    pub seq_gaps: u64,
+    /// Host frames the board rejected.
+    #[serde(default)]
+    pub board_rx_errors: u64,
+    /// Telemetry frames refused as physically implausible.
+    #[serde(default)]
+    pub implausible_telemetry: u64,
 }
 
 /// The brain's health for `/diagnostics` and `BatteryState`, from the run's supervisor

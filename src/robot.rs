@@ -838,12 +838,15 @@ pub fn run_with(
     let rejected_commands = outcome.integrator.rejected_commands();
     let link = link_final.map(|r| r().stats);
     if let Some(l) = &link {
-        if l.crc_errors + l.decode_errors + l.seq_gaps + l.board_rx_errors > 0 {
+        if l.crc_errors + l.decode_errors + l.seq_gaps + l.board_rx_errors + l.implausible_telemetry
+            > 0
+        {
             tracing::warn!(
                 crc_errors = l.crc_errors,
                 decode_errors = l.decode_errors,
                 seq_gaps = l.seq_gaps,
                 board_rx_errors = l.board_rx_errors,
+                implausible_telemetry = l.implausible_telemetry,
                 "the serial link lost or rejected frames"
             );
         }
@@ -1324,6 +1327,9 @@ impl StatusWindow {
                 crc_errors: h.stats.crc_errors,
                 decode_errors: h.stats.decode_errors,
                 connects: h.stats.connects,
+                seq_gaps: h.stats.seq_gaps,
+                board_rx_errors: h.stats.board_rx_errors,
+                implausible_telemetry: h.stats.implausible_telemetry,
             }
         })
     }
@@ -1397,6 +1403,9 @@ impl StatusWindow {
                 crc_errors: h.stats.crc_errors,
                 decode_errors: h.stats.decode_errors,
                 reconnects: h.stats.connects.saturating_sub(1),
+                seq_gaps: h.stats.seq_gaps,
+                board_rx_errors: h.stats.board_rx_errors,
+                implausible_telemetry: h.stats.implausible_telemetry,
             }
         });
         let state = state.unwrap_or_default();

@@ -174,3 +174,49 @@ fn replay_fails_on_a_corrupted_recording() {
     );
     assert!(err.contains("corrupted"), "{err}");
 }
+
+#[test]
+fn a_second_run_into_the_same_report_is_refused_unless_overwrite() {
+    let dir = std::env::temp_dir().join(format!("brainloop-report-twice-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().expect("utf-8 temp dir");
+    let sim = |extra: &[&str]| {
+        let mut a = vec![
+            "sim",
+            "--body",
+            "kinematic",
+            "--seconds",
+            "0.5",
+            "--report",
+            d,
+        ];
+        a.extend_from_slice(extra);
+        brainloop(&a)
+    };
+    let first = sim(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let summary = std::fs::read(dir.join("summary.json")).expect("the first run's summary");
+    let second = sim(&[]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second run was accepted");
+    assert!(
+        err.contains("--overwrite"),
+        "the error does not say what to do: {err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("summary.json")).expect("summary kept"),
+        summary,
+        "the refused run touched the first report"
+    );
+    let third = sim(&["--overwrite"]);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

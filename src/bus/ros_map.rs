@@ -1291,7 +1291,7 @@ pub fn diagnostics(d: &DiagFeed, stamp: Time, node: &str, b: &BridgeCounts) -> D
         status.push(st(
             if !l.connected {
                 2
-            } else if l.crc_errors + l.decode_errors > 0 {
+            } else if l.crc_errors + l.decode_errors + l.implausible_telemetry > 0 {
                 1
             } else {
                 0
@@ -1307,6 +1307,9 @@ pub fn diagnostics(d: &DiagFeed, stamp: Time, node: &str, b: &BridgeCounts) -> D
                 kv("crc_errors", l.crc_errors.to_string()),
                 kv("decode_errors", l.decode_errors.to_string()),
                 kv("reconnects", l.connects.saturating_sub(1).to_string()),
+                kv("seq_gaps", l.seq_gaps.to_string()),
+                kv("board_rx_errors", l.board_rx_errors.to_string()),
+                kv("implausible_telemetry", l.implausible_telemetry.to_string()),
             ],
         ));
     }
@@ -2082,6 +2085,7 @@ mod tests {
                 crc_errors: 2,
                 decode_errors: 0,
                 connects: 3,
+                ..Default::default()
             }),
             battery_v: 11.7,
             ..Default::default()

@@ -80,6 +80,8 @@ pub struct SimArgs {
     pub seconds: Option<f64>,
     /// Report directory (None: `reports/<scenario>-seed<seed>`).
     pub report: Option<PathBuf>,
+    /// Replace a report already in `report` (otherwise that is refused).
+    pub overwrite: bool,
     /// Join the zenoh bus (`--listen` / `--connect`; needs `--realtime`) so that the teleop
     /// console can attach.
     pub bus: Option<crate::nodes::NetArgs>,
@@ -169,12 +171,8 @@ pub fn sim(args: &SimArgs) -> Result<(Summary, PathBuf), CommandError> {
         stop: args.stop.clone(),
         ..episode_options(&args.common)
     };
-    if report.join("summary.json").is_file() {
-        tracing::warn!(
-            "{}: a report is already there; this run replaces it (give --report DIR to keep both)",
-            report.display()
-        );
-    }
+    claim_report_dir(&report, args.report.is_some(), args.overwrite)
+        .map_err(CommandError::Options)?;
     let bar = progress_bar(opts.seconds.unwrap_or(scenario.time_limit_s));
     let summary = run_episode(&config, &params, &scenario, &opts, &mut |p: &Progress| {
         if let Some(b) = &bar {
@@ -189,6 +187,41 @@ pub fn sim(args: &SimArgs) -> Result<(Summary, PathBuf), CommandError> {
         b.finish_and_clear();
     }
     Ok((summary, report))
+}
+
+/// Whether a run may write its report into `dir`. A directory that already holds a report
+/// (a `summary.json` or an `.mcap` recording) is refused when it was named explicitly, unless
+/// `overwrite`: two runs given the same `--report` must not silently destroy the first one's
+/// recording. The default directory (`reports/<name>-seed<seed>`) is the latest run's, and is
+/// replaced with a warning.
+pub fn claim_report_dir(dir: &Path, explicit: bool, overwrite: bool) -> Result<(), String> {
+    let holds_report = dir.join("summary.json").is_file()
+        || std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "mcap"))
+            })
+            .unwrap_or(false);
+    if !holds_report {
+        return Ok(());
+    }
+    if explicit && !overwrite {
+        return Err(format!(
+            "{}: a report is already there (summary.json or a recording); give another --report DIR, or add --overwrite to replace it",
+            dir.display()
+        ));
+    }
+    tracing::warn!(
+        "{}: a report is already there; this run replaces it{}",
+        dir.display(),
+        if explicit {
+            " (--overwrite)"
+        } else {
+            " (give --report DIR to keep both)"
+        }
+    );
+    Ok(())
 }
 
 fn progress_bar(limit_s: f64) -> Option<indicatif::ProgressBar> {

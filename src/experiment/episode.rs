@@ -668,6 +668,7 @@ pub fn run_episode(
         // The board counts every rejected command frame as one rx error (CRC or not).
         link_crc_errors: link_errors.host_crc_errors + link_errors.board_rx_errors,
         link_decode_errors: link_errors.host_decode_errors,
+        link_implausible_telemetry: link_errors.host_implausible,
         wall_time_s: r6(wall),
         realtime_factor: r6(sim_time / wall.max(1e-9)),
     };

@@ -21,6 +21,9 @@
 //!   forward or back for 1.5 s;
 //! - `serial_garbage`: every byte on the serial line (both directions) replaced by a random one
 //!   for 1-2 s; `bit_flips`: each bit on the line flipped with probability 2e-4 for 3 s;
+//! - `encoder_glitch`: the board sends wild encoder counts (valid frames, CRC intact) for 1-2 s,
+//!   as a broken encoder or a fake board would; the host must refuse them (counted as
+//!   implausible telemetry), its body state go stale and the brain command zero;
 //! - `model_vanish`: the language model file disappears from the models directory (a private
 //!   copy); the region is rebuilt from it (as a supervisor restarting it would), which must fail
 //!   with a clear error while the running brain goes on; the file comes back and the rebuild
@@ -83,13 +86,15 @@ pub enum FaultClass {
     SerialGarbage,
     /// Bit flips on the serial line.
     BitFlips,
+    /// The board sends wild encoder counts (CRC intact): a broken encoder or a fake board.
+    EncoderGlitch,
     /// The language model file vanishes.
     ModelVanish,
 }
 
 impl FaultClass {
     /// Every class.
-    pub const ALL: [FaultClass; 10] = [
+    pub const ALL: [FaultClass; 11] = [
         FaultClass::CpuBurst,
         FaultClass::RegionCrash,
         FaultClass::RegionHang,
@@ -99,6 +104,7 @@ impl FaultClass {
         FaultClass::ClockStep,
         FaultClass::SerialGarbage,
         FaultClass::BitFlips,
+        FaultClass::EncoderGlitch,
         FaultClass::ModelVanish,
     ];
 
@@ -114,6 +120,7 @@ impl FaultClass {
             FaultClass::ClockStep => "clock_step",
             FaultClass::SerialGarbage => "serial_garbage",
             FaultClass::BitFlips => "bit_flips",
+            FaultClass::EncoderGlitch => "encoder_glitch",
             FaultClass::ModelVanish => "model_vanish",
         }
     }
@@ -282,7 +289,7 @@ struct Oracle {
     max_wheel: f64,
     /// Offset of the telemetry and region clocks (a clock step), ns.
     clock_offset_ns: AtomicI64,
-    /// Line noise: 0 none, 1 bit flips, 2 garbage; and its seed.
+    /// Line noise: 0 none, 1 bit flips, 2 garbage, 3 wild encoder counts; and its seed.
     noise: AtomicU8,
     noise_seed: AtomicU64,
     /// Region fault mode of the proprioception region: 0 none, 1 crash, 2 hang, 3 NaN.
@@ -496,6 +503,7 @@ impl SoakBody {
             t.host_crc_errors += e.host_crc_errors;
             t.host_decode_errors += e.host_decode_errors;
             t.board_rx_errors += e.board_rx_errors;
+            t.host_implausible += e.host_implausible;
             self.arena = a;
             self.noise = 0;
             self.last_ns = now;
@@ -504,11 +512,13 @@ impl SoakBody {
         if want != self.noise {
             self.noise = want;
             let seed = self.oracle.noise_seed.load(Ordering::Relaxed);
-            self.arena.board.link_mut().set_noise(match want {
+            let link = self.arena.board.link_mut();
+            link.set_noise(match want {
                 1 => Some(LineNoise::new(seed, 2e-4, false)),
                 2 => Some(LineNoise::new(seed, 0.0, true)),
                 _ => None,
             });
+            link.set_encoder_glitch((want == 3).then_some(seed));
         }
         let dt = (now.saturating_sub(self.last_ns) as f64 * 1e-9).min(0.1);
         self.last_ns = now;
@@ -522,6 +532,7 @@ impl SoakBody {
             host_crc_errors: t.host_crc_errors + e.host_crc_errors,
             host_decode_errors: t.host_decode_errors + e.host_decode_errors,
             board_rx_errors: t.board_rx_errors + e.board_rx_errors,
+            host_implausible: t.host_implausible + e.host_implausible,
         });
         let (x, y, _) = self.arena.board.ground_truth_pose();
         let g = self.arena.goal;
@@ -651,6 +662,7 @@ fn plan(rng: &mut SplitMix) -> Vec<Planned> {
                 FaultClass::ClockStep => 1.5,
                 FaultClass::SerialGarbage => rng.range(1.0, 2.0),
                 FaultClass::BitFlips => 3.0,
+                FaultClass::EncoderGlitch => rng.range(1.0, 2.0),
                 // Storms and flaps end when their script does.
                 FaultClass::EstopStorm | FaultClass::TeleopFlap => 0.0,
                 FaultClass::ModelVanish => 0.5,
@@ -1013,6 +1025,16 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                 }
                 fault_end = inj + (p.duration_s * 1e9) as u64;
             }
+            FaultClass::EncoderGlitch => {
+                oracle.noise_seed.store(rng.next_u64(), Ordering::Relaxed);
+                oracle.start_sample(inj);
+                // Commands still reach the board: the host refuses the wild telemetry, its body
+                // state goes stale, and the brain must command zero within the staleness
+                // timeout (plus a telemetry period for the first wild frame).
+                oracle.set_deadline(inj + body_stale_ns + 20_000_000 + grace_ns);
+                oracle.noise.store(3, Ordering::Release);
+                fault_end = inj + (p.duration_s * 1e9) as u64;
+            }
             FaultClass::ModelVanish => {
                 let f = models.join("language.onnx");
                 let gone = models.join("language.onnx.vanished");
@@ -1068,7 +1090,9 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                     }
                     FaultClass::EstopStorm => r.estop,
                     FaultClass::TeleopFlap => r.source == ControlSource::Teleop,
-                    FaultClass::ClockStep | FaultClass::SerialGarbage => r.body_stale,
+                    FaultClass::ClockStep
+                    | FaultClass::SerialGarbage
+                    | FaultClass::EncoderGlitch => r.body_stale,
                     _ => false,
                 };
                 w.detected |= d;
@@ -1133,6 +1157,11 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                 }
             }
             FaultClass::ClockStep => oracle.clock_offset_ns.store(0, Ordering::Release),
+            FaultClass::EncoderGlitch => {
+                oracle.noise.store(0, Ordering::Release);
+                std::thread::sleep(Duration::from_millis(2 * period_ns / 1_000_000));
+                w.detected &= oracle.link_errors.load().host_implausible > errors0.host_implausible;
+            }
             FaultClass::SerialGarbage | FaultClass::BitFlips => {
                 oracle.noise.store(0, Ordering::Release);
                 // Give the pre-tick a tick to take the noise off before reading the counters.

@@ -273,7 +273,7 @@ fn io_thread(cfg: SerialConfig, shared: Arc<Shared>) {
             "link: SCHED_FIFO not permitted; the I/O thread runs with ordinary priority"
         );
     }
-    let mut session = Session::new();
+    let mut session = Session::for_robot(&cfg.robot);
     let mut backoff = cfg.backoff_min_ms.max(1);
     let mut last_rx = 0u64;
     let mut logged_down = false;

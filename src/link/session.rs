@@ -42,6 +42,44 @@ pub struct LinkStats {
     pub rtt_p99_us: f64,
     /// Command-to-telemetry round trip, maximum, µs.
     pub rtt_max_us: f64,
+    /// Telemetry frames refused as physically implausible: an encoder jump or a wheel speed
+    /// the motors cannot reach ([`Plausibility`]). Their motion is not applied; the fault
+    /// bits they carry are.
+    pub implausible_telemetry: u64,
+}
+
+/// What the wheels can physically do, for telling a wild telemetry frame (a fake or broken
+/// board, an encoder glitch) from motion. Bounds are generous (encoder steps at twice the
+/// motors' top speed, reported speeds up to 1.5 times it): they catch jumps, not noise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plausibility {
+    /// Encoder counts per second a wheel can turn at most (with margin).
+    pub max_ticks_per_s: f64,
+    /// Encoder counts always allowed between two frames (quantisation, a frame in flight).
+    pub slack_ticks: f64,
+    /// Longest interval credited to one encoder step, s: a longer gap cannot excuse a jump.
+    pub max_dt_s: f64,
+    /// Largest wheel speed a frame may report, rad/s.
+    pub max_speed_rad_s: f64,
+}
+
+impl Plausibility {
+    /// Bounds for this robot, from its motors' top speed.
+    pub fn for_robot(robot: &RobotParams) -> Self {
+        let top = robot.max_wheel_speed.abs().max(1e-3);
+        Self {
+            max_ticks_per_s: 2.0 * top * robot.ticks_per_rev as f64 / std::f64::consts::TAU,
+            slack_ticks: 16.0,
+            max_dt_s: 0.5,
+            max_speed_rad_s: 1.5 * top,
+        }
+    }
+
+    /// Whether an encoder step of `delta` counts over `dt_s` seconds is one a wheel can make.
+    pub fn encoder_step(&self, delta: i64, dt_s: f64) -> bool {
+        let dt = dt_s.clamp(0.0, self.max_dt_s);
+        (delta.unsigned_abs() as f64) <= self.max_ticks_per_s * dt + self.slack_ticks
+    }
 }
 
 const PENDING: usize = 64;
@@ -62,6 +100,18 @@ pub struct Session {
     last_enc: Option<[i32; 2]>,
     info: Option<Info>,
     last_nack: Option<(u16, NackReason)>,
+    limits: Plausibility,
+    logged_implausible: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("stats", &self.stats)
+            .field("telemetry", &self.telemetry)
+            .field("enc", &self.enc)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Session {
@@ -71,8 +121,13 @@ impl Default for Session {
 }
 
 impl Session {
-    /// A fresh session (allocates its histogram once, here).
+    /// A fresh session for the default robot (allocates its histogram once, here).
     pub fn new() -> Self {
+        Self::for_robot(&RobotParams::load_default())
+    }
+
+    /// A fresh session whose telemetry plausibility follows `robot`'s wheels.
+    pub fn for_robot(robot: &RobotParams) -> Self {
         Self {
             tx_seq: 1,
             decoder: FrameDecoder::new(),
@@ -90,6 +145,8 @@ impl Session {
             last_enc: None,
             info: None,
             last_nack: None,
+            limits: Plausibility::for_robot(robot),
+            logged_implausible: 0,
         }
     }
 
@@ -162,8 +219,54 @@ impl Session {
         true
     }
 
+    /// Whether `t` describes motion the wheels can make since the previous frame: each encoder
+    /// step within what the motors can turn in the elapsed time (the longer of the host's and
+    /// the board's clocks, capped), and wheel speeds within reach.
+    fn plausible(&self, now_ns: u64, t: &Telemetry) -> bool {
+        let lim = &self.limits;
+        let speed_ok = t
+            .speed
+            .iter()
+            .all(|&v| codec::wire_to_rad_s(v).abs() <= lim.max_speed_rad_s);
+        let (Some(last), Some(prev)) = (self.last_enc, self.telemetry) else {
+            return speed_ok;
+        };
+        let host_dt = now_ns.saturating_sub(self.telemetry_ns) as f64 * 1e-9;
+        let board_dt = t.time_ms.wrapping_sub(prev.time_ms) as f64 * 1e-3;
+        let dt = host_dt.max(board_dt);
+        speed_ok
+            && t.enc
+                .iter()
+                .zip(last.iter())
+                .all(|(&now, &before)| lim.encoder_step(now.wrapping_sub(before) as i64, dt))
+    }
+
     fn on_telemetry(&mut self, now_ns: u64, t: Telemetry) {
         self.stats.telemetry_rx += 1;
+        if !self.plausible(now_ns, &t) {
+            // A jump no wheel can make: a broken encoder, a glitching or fake board. Its motion
+            // is not applied (odometry and the wheel speeds stay as they were, and the state
+            // goes stale if nothing plausible follows, which stops the robot), but a fault it
+            // reports (e-stop, watchdog) is kept: the safe direction is always believed. The
+            // next frame's encoder step is measured from this one's counts.
+            self.stats.implausible_telemetry += 1;
+            if self.logged_implausible == 0 || self.stats.implausible_telemetry % 100 == 0 {
+                tracing::warn!(
+                    enc = ?t.enc,
+                    speed = ?t.speed,
+                    count = self.stats.implausible_telemetry,
+                    "link: telemetry refused as implausible (encoder jump or wheel speed out of reach)"
+                );
+            }
+            self.logged_implausible = self.stats.implausible_telemetry;
+            self.last_enc = Some(t.enc);
+            if let Some(prev) = self.telemetry.as_mut() {
+                prev.faults |= t.faults;
+                prev.time_ms = t.time_ms;
+            }
+            self.last_board_rx_errors = Some(t.rx_errors);
+            return;
+        }
         if let Some(last) = self.last_enc {
             for (i, (&now, &before)) in t.enc.iter().zip(last.iter()).enumerate() {
                 self.enc[i] += now.wrapping_sub(before) as i64;
@@ -346,5 +449,64 @@ mod tests {
         let b = s.body_state(&RobotParams::load_default());
         assert_eq!(b.wheel_speed, [1.0, -1.0]);
         assert_eq!(b.stamp_ns, 5_000_000);
+    }
+
+    #[test]
+    fn an_encoder_jump_or_an_unreachable_speed_is_refused_and_counted() {
+        let robot = RobotParams::load_default();
+        let mut s = Session::for_robot(&robot);
+        let at = |ms: u32, enc: [i32; 2], speed: [i16; 2], faults: u16| {
+            Message::Telemetry(Telemetry {
+                time_ms: ms,
+                enc,
+                speed,
+                faults,
+                battery_mv: 7400,
+                ..Default::default()
+            })
+        };
+        // 20 ms at full speed (20 rad/s, 1440 counts/rev): about 92 counts a frame.
+        s.receive(0, &encode_frame_vec(1, &at(0, [0, 0], [20_000, 20_000], 0)));
+        s.receive(
+            20_000_000,
+            &encode_frame_vec(2, &at(20, [92, 92], [20_000, 20_000], 0)),
+        );
+        assert_eq!(s.body_state(&robot).encoder_ticks, [92, 92]);
+        // A wild jump on one wheel: refused, odometry and speed unchanged, counted.
+        s.receive(
+            40_000_000,
+            &encode_frame_vec(3, &at(40, [1_000_000, 184], [-3000, 1000], 0)),
+        );
+        let b = s.body_state(&robot);
+        assert_eq!(b.encoder_ticks, [92, 92]);
+        assert_eq!(b.wheel_speed, [20.0, 20.0]);
+        assert_eq!(
+            b.stamp_ns, 20_000_000,
+            "an implausible frame does not refresh the state"
+        );
+        assert_eq!(s.stats().implausible_telemetry, 1);
+        // The next step is measured from the refused frame's counts: motion resumes.
+        s.receive(
+            60_000_000,
+            &encode_frame_vec(4, &at(60, [1_000_050, 234], [10_000, 10_000], 0)),
+        );
+        assert_eq!(s.body_state(&robot).encoder_ticks, [142, 142]);
+        // A wheel speed no motor reaches (32.8 rad/s, over 1.5 x the 20 rad/s top speed):
+        // refused, yet its e-stop bit is believed.
+        s.receive(
+            80_000_000,
+            &encode_frame_vec(5, &at(80, [1_000_050, 234], [32_767, 0], fault::ESTOP)),
+        );
+        let b = s.body_state(&robot);
+        assert!(b.estop, "the safe direction is always believed");
+        assert_eq!(b.wheel_speed, [10.0, 10.0]);
+        assert_eq!(s.stats().implausible_telemetry, 2);
+        // A long silence does not excuse a jump: the credited interval is capped.
+        s.receive(
+            10_000_000_000,
+            &encode_frame_vec(6, &at(10_000, [1_000_050 + 50_000, 234], [0, 0], 0)),
+        );
+        assert_eq!(s.stats().implausible_telemetry, 3);
+        assert_eq!(s.body_state(&robot).encoder_ticks[0], 142);
     }
 }

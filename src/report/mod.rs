@@ -73,6 +73,10 @@ pub struct Summary {
     /// Frames rejected for another decode error (COBS, length, version, type) at either end.
     #[serde(default)]
     pub link_decode_errors: u64,
+    /// Telemetry frames the host refused as physically implausible (an encoder jump, a wheel
+    /// speed out of reach).
+    #[serde(default)]
+    pub link_implausible_telemetry: u64,
     /// Wall-clock duration, s (varies run to run).
     pub wall_time_s: f64,
     /// Simulated seconds per wall-clock second (varies run to run).

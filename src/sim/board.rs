@@ -4,10 +4,11 @@
 //! simulator exercises the same wire format and the same failure behaviour as the robot.
 //! Sensors that are not on the board (IMU, range rays) come straight from the simulated body.
 
-use crate::body::{Body, BodyError, SimulatedBody};
+use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
 use crate::link::codec::{
     self, fault, rad_s_to_wire, wire_to_rad_s, FrameDecoder, Message, Telemetry, MAX_FRAME,
 };
+use crate::link::session::Session;
 use crate::msg::{BodyState, WheelSpeeds};
 use crate::sim::parts::{valid_step, Every};
 
@@ -153,12 +154,12 @@ impl<L: BoardLink, B: SimulatedBody> SimulatedBody for Boarded<L, B> {
 /// The in-process simulated board and the host side of its link.
 #[derive(Debug)]
 pub struct SimLink {
-    // Host side.
+    // Host side: the same protocol session the serial driver runs (decoding, encoder unwrap,
+    // plausibility, counters).
     host_seq: u16,
-    host_rx: FrameDecoder,
+    host: Session,
+    robot: RobotParams,
     state: BodyState,
-    enc_unwrapped: [i64; 2],
-    last_enc: [i32; 2],
     // Board side.
     board_rx: FrameDecoder,
     board_seq: u16,
@@ -170,11 +171,12 @@ pub struct SimLink {
     estop: bool,
     setpoint: [f64; 2],
     frames_sent: u64,
-    frames_received: u64,
     wire: Vec<u8>,
     // The line between them.
     noise: Option<LineNoise>,
-    errors: LinkErrors,
+    board_rx_errors: u64,
+    // A broken or fake board: telemetry encoder counts replaced by wild values.
+    encoder_glitch: Option<crate::util::SplitMix>,
 }
 
 /// Frames the two ends of a simulated link rejected (CRC mismatch, or any other decode error:
@@ -187,6 +189,8 @@ pub struct LinkErrors {
     pub host_decode_errors: u64,
     /// Command frames the board rejected (its `rx_errors`, not wrapped).
     pub board_rx_errors: u64,
+    /// Telemetry frames the host refused as physically implausible.
+    pub host_implausible: u64,
 }
 
 /// Noise on a simulated serial line, both directions, seeded: each byte has its bits flipped
@@ -238,10 +242,9 @@ impl SimLink {
     fn new<B: SimulatedBody>(body: &B) -> Self {
         let mut b = Self {
             host_seq: 0,
-            host_rx: FrameDecoder::new(),
+            host: Session::new(),
+            robot: RobotParams::load_default(),
             state: BodyState::default(),
-            enc_unwrapped: [0; 2],
-            last_enc: [0; 2],
             board_rx: FrameDecoder::new(),
             board_seq: 0,
             last_valid_seq: 0,
@@ -252,10 +255,10 @@ impl SimLink {
             estop: false,
             setpoint: [0.0; 2],
             frames_sent: 0,
-            frames_received: 0,
             wire: Vec::with_capacity(MAX_FRAME),
             noise: None,
-            errors: LinkErrors::default(),
+            board_rx_errors: 0,
+            encoder_glitch: None,
         };
         b.send_telemetry(body);
         b
@@ -270,7 +273,7 @@ impl SimLink {
             Ok(f) => f,
             Err(_) => {
                 self.rx_errors = self.rx_errors.wrapping_add(1);
-                self.errors.board_rx_errors += 1;
+                self.board_rx_errors += 1;
                 return;
             }
         };
@@ -314,9 +317,14 @@ impl SimLink {
         if self.since_command > self.watchdog_s {
             faults |= fault::CMD_TIMEOUT;
         }
+        let mut enc = [s.encoder_ticks[0] as i32, s.encoder_ticks[1] as i32];
+        if let Some(g) = self.encoder_glitch.as_mut() {
+            // Wild counts, as a broken encoder or a fake board sends them (CRC intact).
+            enc = [g.next_u64() as i32, g.next_u64() as i32];
+        }
         let t = Telemetry {
             time_ms: (s.stamp_ns / 1_000_000) as u32,
-            enc: [s.encoder_ticks[0] as i32, s.encoder_ticks[1] as i32],
+            enc,
             speed: [
                 rad_s_to_wire(s.wheel_speed[0]),
                 rad_s_to_wire(s.wheel_speed[1]),
@@ -337,40 +345,38 @@ impl SimLink {
                 *b = n.corrupt(*b);
             }
         }
-        for i in 0..self.wire.len() {
-            match self.host_rx.push(self.wire[i]) {
-                Some(Ok(frame)) => {
-                    if let Message::Telemetry(t) = frame.msg {
-                        self.frames_received += 1;
-                        self.host_update(t, &s);
-                    }
-                }
-                Some(Err(codec::CodecError::BadCrc { .. })) => self.errors.host_crc_errors += 1,
-                Some(Err(_)) => self.errors.host_decode_errors += 1,
-                None => {}
+        let before = self.host.stats().telemetry_rx;
+        self.host.receive(s.stamp_ns, &self.wire);
+        if self.host.stats().telemetry_rx == before {
+            return;
+        }
+        match self.host.telemetry() {
+            // Accepted now: the host's view of the body, with the off-board sensors.
+            Some((_, ns)) if ns == s.stamp_ns => {
+                let board = BodyState {
+                    stamp_ns: s.stamp_ns,
+                    ..self.host.body_state(&self.robot)
+                };
+                self.state = with_off_board_sensors(board, &s);
             }
+            // Refused as implausible: the state keeps its stamp (and goes stale), but a fault
+            // the frame reported is believed.
+            Some((t, _)) => {
+                self.state.faults |= t.faults;
+                self.state.estop |= t.faults & fault::ESTOP != 0;
+            }
+            None => {}
         }
-    }
-
-    fn host_update(&mut self, t: Telemetry, sensors: &BodyState) {
-        for i in 0..2 {
-            self.enc_unwrapped[i] += t.enc[i].wrapping_sub(self.last_enc[i]) as i64;
-            self.last_enc[i] = t.enc[i];
-        }
-        let board = BodyState {
-            stamp_ns: sensors.stamp_ns,
-            encoder_ticks: self.enc_unwrapped,
-            wheel_speed: [wire_to_rad_s(t.speed[0]), wire_to_rad_s(t.speed[1])],
-            battery_v: t.battery_mv as f64 / 1000.0,
-            faults: t.faults,
-            estop: t.faults & fault::ESTOP != 0,
-            ..Default::default()
-        };
-        self.state = with_off_board_sensors(board, sensors);
     }
 }
 
 impl SimLink {
+    /// Make the board send wild encoder counts (seeded), as a broken encoder or a fake board
+    /// would, or stop with `None`.
+    pub fn set_encoder_glitch(&mut self, seed: Option<u64>) {
+        self.encoder_glitch = seed.map(crate::util::SplitMix::new);
+    }
+
     /// Put noise on the line (both directions), or take it off with `None`.
     pub fn set_noise(&mut self, noise: Option<LineNoise>) {
         self.noise = noise;
@@ -426,11 +432,17 @@ impl BoardLink for SimLink {
     }
 
     fn frames(&self) -> (u64, u64) {
-        (self.frames_sent, self.frames_received)
+        (self.frames_sent, self.host.stats().telemetry_rx)
     }
 
     fn errors(&self) -> LinkErrors {
-        self.errors
+        let h = self.host.stats();
+        LinkErrors {
+            host_crc_errors: h.crc_errors,
+            host_decode_errors: h.decode_errors,
+            board_rx_errors: self.board_rx_errors,
+            host_implausible: h.implausible_telemetry,
+        }
     }
 }
 
@@ -493,6 +505,35 @@ mod tests {
 
     /// Noise on the line is rejected by the CRC at both ends and counted, and the host's
     /// view of the body goes stale instead of taking a corrupted frame.
+    #[test]
+    fn wild_encoder_counts_are_refused_and_the_state_goes_stale() {
+        let p = RobotParams::load_default();
+        let mut b = SimBoard::new(KinematicBody::new(p.clone()));
+        drive(&mut b, &p, (0.2, 0.0), 50, 0.002);
+        let before = b.state();
+        assert!(before.encoder_ticks[0] > 0);
+        b.link_mut().set_encoder_glitch(Some(9));
+        drive(&mut b, &p, (0.2, 0.0), 100, 0.002);
+        let e = b.link_errors();
+        assert!(e.host_implausible >= 9, "{e:?}");
+        let during = b.state();
+        assert_eq!(
+            during.stamp_ns, before.stamp_ns,
+            "wild telemetry refreshed the state"
+        );
+        assert_eq!(
+            during.encoder_ticks, before.encoder_ticks,
+            "a jump reached odometry"
+        );
+        b.link_mut().set_encoder_glitch(None);
+        drive(&mut b, &p, (0.2, 0.0), 50, 0.002);
+        let after = b.state();
+        assert!(after.stamp_ns > before.stamp_ns);
+        // Odometry resumes from where it was: the jumps never entered it.
+        let step = after.encoder_ticks[0] - before.encoder_ticks[0];
+        assert!((0..400).contains(&step), "{step}");
+    }
+
     #[test]
     fn line_noise_is_rejected_and_counted() {
         let p = RobotParams::load_default();

@@ -246,7 +246,7 @@ impl HilLink {
         board.run_ns(BOOT_NS);
         let mut b = Self {
             board,
-            session: Session::new(),
+            session: Session::for_robot(&robot),
             robot,
             now_ns: 0,
             rx: vec![0u8; 4096],
@@ -331,6 +331,7 @@ impl BoardLink for HilLink {
             host_crc_errors: s.crc_errors,
             host_decode_errors: s.decode_errors,
             board_rx_errors: s.board_rx_errors,
+            host_implausible: s.implausible_telemetry,
         }
     }
 
