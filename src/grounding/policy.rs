@@ -645,7 +645,7 @@ impl GroundedPolicy {
 
     /// Ask memory where the target was last seen.
     fn ask_memory(&mut self, now_ns: u64, memory: &MemoryView<'_>) -> Option<Recalled> {
-        if !(memory.gain > 0.0) {
+        if memory.gain.is_nan() || memory.gain <= 0.0 {
             return None;
         }
         let k = self.query.connector().concepts().len();

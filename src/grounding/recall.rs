@@ -166,7 +166,7 @@ fn scan_store(
             continue;
         }
         let t = trust(s, now, p);
-        if !(t > 1e-6) {
+        if t.is_nan() || t <= 1e-6 {
             continue;
         }
         let c = best.0;
@@ -214,7 +214,7 @@ pub fn recall(
     let (m11, m12, m22) = (a11 + eps, a12, a22 + eps);
     let (c1, c2) = (b1 + eps * px, b2 + eps * py);
     let det = m11 * m22 - m12 * m12;
-    if !(det.abs() > 1e-9) {
+    if det.is_nan() || det.abs() <= 1e-9 {
         return None;
     }
     let x = (m22 * c1 - m12 * c2) / det;
