@@ -972,6 +972,10 @@ struct SimCommon {
     /// with `make -C firmware all sim`).
     #[arg(long)]
     hil: bool,
+    /// Cut edges of the brain graph (ablation; repeatable): a node (`memory`, `emotion`, a
+    /// region) cuts every edge out of it, `FROM->TO` one edge.
+    #[arg(long, value_name = "EDGE")]
+    cut: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1014,6 +1018,7 @@ impl SimCommon {
                 BodyArg::Kinematic => brainloop::sim::bodies::Physics::Kinematic,
             },
             hil: self.hil,
+            cut: self.cut,
         }
     }
 }

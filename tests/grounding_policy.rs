@@ -257,6 +257,7 @@ fn run_drowsy(
             }),
             body: &body,
             drowsiness: drowsiness(t),
+            memory: None,
         };
         let before = ALLOCS.with(|a| a.get());
         let intent = policy.decide(&input);

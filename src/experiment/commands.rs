@@ -54,6 +54,9 @@ pub struct CommonArgs {
     pub stress_level: u32,
     /// Turn drowsiness feedback off (ablation).
     pub no_drowsiness_feedback: bool,
+    /// Edges to cut (ablation): a node name cuts every edge out of it (`memory`: recall no
+    /// longer reaches the decision; `emotion`: arousal no longer makes it careful), `a->b` one.
+    pub cut: Vec<String>,
     /// Which brain drives.
     pub brain: BrainKind,
     /// The integrator's decision policy.
@@ -115,7 +118,35 @@ fn load_config(common: &CommonArgs) -> Result<Config, CommandError> {
     if common.no_drowsiness_feedback {
         config.drowsiness.feedback = false;
     }
+    for c in &common.cut {
+        cut_edges(&mut config, c)?;
+    }
     Ok(config)
+}
+
+/// Remove the edges `cut` names from `config`: `NODE` (every edge out of it) or `FROM->TO`.
+pub fn cut_edges(config: &mut Config, cut: &str) -> Result<usize, CommandError> {
+    let (from, to) = match cut.split_once("->") {
+        Some((a, b)) => (a.trim(), Some(b.trim())),
+        None => (cut.trim(), None),
+    };
+    let before = config.edges.len();
+    config
+        .edges
+        .retain(|e| !(e.from == from && to.is_none_or(|t| e.to == t)));
+    let n = before - config.edges.len();
+    if n == 0 {
+        let known: Vec<String> = config
+            .edges
+            .iter()
+            .map(|e| format!("{}->{}", e.from, e.to))
+            .collect();
+        return Err(CommandError::Options(format!(
+            "--cut {cut}: no such edge in the configuration (edges: {})",
+            known.join(", ")
+        )));
+    }
+    Ok(n)
 }
 
 fn episode_options(common: &CommonArgs) -> EpisodeOptions {

@@ -12,11 +12,13 @@ use crate::config::{Config, LimitsConfig};
 use crate::experiment::brain::{Brain, BrainOptions, IntegratorBrain, PolicyKind};
 use crate::experiment::pilot::ColourPilot;
 use crate::msg::{Instruction, Mode, Twist};
-use crate::report::{self, mcap::Recorder, r6, Summary, TickSample};
+use crate::report::{self, mcap::Recorder, r6, StepResult, Summary, TickSample};
 use crate::sim::bodies::{self, Board, Physics};
 use crate::sim::camera::{RgbFrame, SimCamera};
 use crate::sim::mjcf::TIMESTEP;
-use crate::sim::scenario::{Layout, Scenario, ScenarioError, ROBOT_RADIUS};
+use crate::sim::scenario::{
+    Layout, ObjectKind, Scenario, ScenarioError, ROBOT_RADIUS, STEP_SLEEP_LIMIT_S,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -478,6 +480,49 @@ pub fn run_episode(
     let snapshot_every = (total_steps / 4).max(1);
 
     let goal = *layout.goal();
+    // The tasks in order, each with where its object stands.
+    let tasks = scenario.tasks();
+    let multi = tasks.len() > 1;
+    let mut task_goals = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.iter().enumerate() {
+        let kind = ObjectKind::parse(&t.goal.object);
+        let place = if i == 0 {
+            Some((goal.x, goal.y))
+        } else {
+            layout
+                .objects
+                .iter()
+                .find(|o| Some(o.kind()) == kind)
+                .map(|o| (o.x, o.y))
+        };
+        let (x, y) = place.ok_or_else(|| {
+            SimError::Options(format!(
+                "step {}: no {} in the layout",
+                i + 1,
+                t.goal.object
+            ))
+        })?;
+        task_goals.push((
+            x,
+            y,
+            if i == 0 {
+                layout.within_m
+            } else {
+                t.goal.within_m
+            },
+        ));
+    }
+    if multi && (brain.instructions().is_none() || opts.instruction.is_some()) {
+        return Err(SimError::Options(
+            "a scenario with [[steps]] needs the integrator's brain and its own instructions"
+                .into(),
+        ));
+    }
+    let mut step_i = 0usize;
+    let mut step_start_s = 0.0f64;
+    let mut step_path0 = 0.0f64;
+    let mut waking: Option<(f64, bool)> = None;
+    let mut step_results: Vec<StepResult> = Vec::new();
     let mut ticks: Vec<TickSample> =
         Vec::with_capacity((total_steps / steps_per_tick) as usize + 2);
     let mut track: Vec<(f64, f64)> = vec![(layout.start.0, layout.start.1)];
@@ -578,8 +623,70 @@ pub fn run_episode(
             }
             ticks.push(sample);
             let dist = (x - goal.x).hypot(y - goal.y);
-            if dist <= layout.within_m && success_at.is_none() {
+            if !multi && dist <= layout.within_m && success_at.is_none() {
                 success_at = Some(now_ns as f64 * 1e-9);
+            }
+            if multi && step_i < tasks.len() {
+                let now_s = now_ns as f64 * 1e-9;
+                let mut start_next = false;
+                if let Some((asked_at, saw)) = waking {
+                    // A sleep between steps: the next instruction once it is over.
+                    let saw = saw || sample.sleeping;
+                    waking = Some((asked_at, saw));
+                    if (saw && !sample.sleeping) || now_s - asked_at > STEP_SLEEP_LIMIT_S {
+                        waking = None;
+                        start_next = true;
+                    }
+                } else {
+                    let (gx, gy, within) = task_goals[step_i];
+                    let reached = (x - gx).hypot(y - gy) <= within;
+                    let elapsed = now_s - step_start_s;
+                    if reached || elapsed >= tasks[step_i].time_limit_s {
+                        let t = &tasks[step_i];
+                        step_results.push(StepResult {
+                            instruction: t.instruction.clone(),
+                            object: t.goal.object.clone(),
+                            success: reached,
+                            time_s: reached.then(|| r6(elapsed)),
+                            path_length_m: r6(path_length - step_path0),
+                            slept_before: t.sleep_before,
+                        });
+                        step_i += 1;
+                        if step_i < tasks.len() {
+                            if tasks[step_i].sleep_before {
+                                if let Some(i) = brain.integrator() {
+                                    i.operator_controls().request_sleep();
+                                }
+                                waking = Some((now_s, false));
+                            } else {
+                                start_next = true;
+                            }
+                        } else if step_results.iter().all(|r| r.success) {
+                            success_at = Some(now_s);
+                        }
+                    }
+                }
+                if start_next {
+                    let text = tasks[step_i].instruction.clone();
+                    if let Some((inbox, _)) = brain.instructions() {
+                        inbox.set(Instruction {
+                            stamp_ns: now_ns,
+                            text: text.clone(),
+                        });
+                    }
+                    if let Some(r) = recorder.as_mut() {
+                        r.record(
+                            "/instruction",
+                            now_ns,
+                            &Instruction {
+                                stamp_ns: now_ns,
+                                text,
+                            },
+                        )?;
+                    }
+                    step_start_s = now_s;
+                    step_path0 = path_length;
+                }
             }
             let hundred_ms = now_ns / 100_000_000;
             if hundred_ms != last_progress {
@@ -594,7 +701,7 @@ pub fn run_episode(
                     mode: sample.mode,
                 });
             }
-            if success_at.is_some() && opts.stop_on_success {
+            if (success_at.is_some() || (multi && step_i >= tasks.len())) && opts.stop_on_success {
                 break;
             }
             // The next tick starts when this one's (simulated) compute is done, on the period grid.
@@ -645,7 +752,12 @@ pub fn run_episode(
             "timeout"
         }
         .into(),
-        time_to_goal_s: success_at.map(r6),
+        // With steps: the time spent on the tasks (sleeps between them not counted).
+        time_to_goal_s: if multi {
+            success.then(|| r6(step_results.iter().filter_map(|r| r.time_s).sum::<f64>()))
+        } else {
+            success_at.map(r6)
+        },
         sim_time_s: r6(sim_time),
         path_length_m: r6(path_length),
         shortest_path_m: r6(layout.shortest_path_m),
@@ -671,6 +783,7 @@ pub fn run_episode(
         link_implausible_telemetry: link_errors.host_implausible,
         wall_time_s: r6(wall),
         realtime_factor: r6(sim_time / wall.max(1e-9)),
+        steps: step_results,
     };
     if let Some(dir) = &opts.report_dir {
         if let (Some(cam), Some(m)) = (camera.as_mut(), body.mujoco_mut()) {
@@ -754,19 +867,71 @@ pub struct EvalStats {
     pub mean_time_s: Option<f64>,
     /// Mean success weighted by path length.
     pub spl: f64,
+    /// Tasks scored: one per episode, or one per step of a scenario with `[[steps]]` (success
+    /// rate and mean time are over tasks).
+    pub tasks: usize,
+    /// Mean smallest distance between the robot's footprint and an obstacle, m.
+    pub min_obstacle_distance_m: f64,
+    /// Per step of a scenario with `[[steps]]`: success rate and mean time of step k.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepStats>,
+}
+
+/// Aggregate of one step over episodes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepStats {
+    /// The step's object.
+    pub object: String,
+    /// Fraction of episodes that reached it.
+    pub success_rate: f64,
+    /// Mean time to reach it over those that did, s.
+    pub mean_time_s: Option<f64>,
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| r6(v.iter().sum::<f64>() / v.len() as f64))
 }
 
 impl EvalStats {
-    /// Aggregate summaries.
+    /// Aggregate summaries: each step of an episode with steps is one task, scored on its own.
     pub fn of(runs: &[&Summary]) -> Self {
         let n = runs.len().max(1) as f64;
-        let ok: Vec<f64> = runs.iter().filter_map(|s| s.time_to_goal_s).collect();
+        let mut tasks: Vec<(bool, Option<f64>)> = Vec::new();
+        for s in runs {
+            if s.steps.is_empty() {
+                tasks.push((s.success, s.time_to_goal_s));
+            } else {
+                tasks.extend(s.steps.iter().map(|t| (t.success, t.time_s)));
+            }
+        }
+        let ok: Vec<f64> = tasks.iter().filter_map(|t| t.1).collect();
+        let depth = runs.iter().map(|s| s.steps.len()).max().unwrap_or(0);
+        let steps = (0..depth)
+            .map(|k| {
+                let at: Vec<&StepResult> = runs.iter().filter_map(|s| s.steps.get(k)).collect();
+                let times: Vec<f64> = at.iter().filter_map(|t| t.time_s).collect();
+                StepStats {
+                    object: at.first().map(|t| t.object.clone()).unwrap_or_default(),
+                    success_rate: r6(at.iter().filter(|t| t.success).count() as f64 / n),
+                    mean_time_s: mean(&times),
+                }
+            })
+            .collect();
         Self {
             episodes: runs.len(),
-            success_rate: r6(runs.iter().filter(|s| s.success).count() as f64 / n),
+            success_rate: r6(
+                tasks.iter().filter(|t| t.0).count() as f64 / tasks.len().max(1) as f64
+            ),
             collisions: r6(runs.iter().map(|s| s.collisions as f64).sum::<f64>() / n),
-            mean_time_s: (!ok.is_empty()).then(|| r6(ok.iter().sum::<f64>() / ok.len() as f64)),
+            mean_time_s: mean(&ok),
             spl: r6(runs.iter().map(|s| s.spl).sum::<f64>() / n),
+            tasks: tasks.len(),
+            min_obstacle_distance_m: r6(runs
+                .iter()
+                .map(|s| s.min_obstacle_distance_m)
+                .sum::<f64>()
+                / n),
+            steps,
         }
     }
 }

@@ -7,6 +7,7 @@
 //!   form (ridge regression) on labelled simulated views, with its concept bank.
 //! * [`query`]: the query-based connector: the instruction's embedding attends over the aligned
 //!   spatial tokens and gives a heat map over image columns, a bearing and a confidence.
+//! * [`recall`]: attention over working memory's sightings: where the target was last seen.
 //! * [`policy`]: the decision: search (remembering where it looked), approach, avoid, arrive;
 //!   its range geometry, odometry, exploration memory and steering are
 //!   [`crate::navigation`]'s, which knows nothing of language or vision.
@@ -18,6 +19,7 @@ pub mod connector;
 pub mod instruction;
 pub mod policy;
 pub mod query;
+pub mod recall;
 
 pub use connector::{AlignConnector, Concept, ConnectorError};
 pub use policy::{GroundedPolicy, PolicyInput, PolicyParams, PolicyStatus, Reason, VisionView};

@@ -13,8 +13,23 @@
 //! dead reckoning, the visited map and heading bins, and the steering controller. This module
 //! adds what depends on the instruction and the percept: the phases, leads from weak matches,
 //! the target's echo and arrival.
+//!
+//! **Memory.** Every attended frame goes back to the integrator as a sighting (pose, time and a
+//! compact tag of the frame, see [`crate::grounding::recall`]) that joins that tick's
+//! working-memory entry. When a search starts (a new instruction, or the target lost) the policy
+//! asks working memory and the long-term places where something matching the instruction was
+//! last seen; if the answer is trusted enough (`recall_gain x confidence >= recall_threshold`,
+//! `recall_gain` being the `memory -> integrator` edge: 0 cuts it) it drives straight to the
+//! remembered position, and the approach takes over as soon as the camera confirms the target;
+//! if it gets there without seeing it, those memories are set aside and it searches as before.
+//!
+//! The heading bins, the visited map and the leads are the policy's short-term state for one
+//! search (which headings this scan covered, where it drove this episode, which weak matches
+//! this scan collected): they are reset with every search and are not memories of what was seen.
 
 use crate::grounding::query::{InstructionInfo, Percept, QueryConnector};
+use crate::grounding::recall::{recall, tag_width, Now, RecallParams, Recalled, TAG_COLS};
+use crate::integrator::{Sighting, Sightings};
 use crate::msg::{BodyState, Mode, MotorIntent, Twist};
 use crate::navigation::{
     steer, wrap, DeadReckoning, Echo, HeadingBins, RangeScan, SteerParams, Steering, VisitedMap,
@@ -73,6 +88,10 @@ pub struct PolicyParams {
     pub wheel_separation: f32,
     /// Encoder counts per wheel revolution.
     pub ticks_per_rev: u32,
+    /// Recall drives the decision when `recall_gain x confidence` reaches this.
+    pub recall_threshold: f32,
+    /// How recall weighs what it finds (time and drift decay, attention sharpness).
+    pub recall: RecallParams,
 }
 
 impl PolicyParams {
@@ -106,8 +125,30 @@ impl PolicyParams {
             wheel_radius: p.wheel_radius as f32,
             wheel_separation: p.wheel_separation as f32,
             ticks_per_rev: p.ticks_per_rev,
+            recall_threshold: 0.1,
+            recall: RecallParams {
+                min_match: 0.3,
+                sharpness: 8.0,
+                half_life_s: 300.0,
+                drift_half_m: 30.0,
+                jump_factor: 0.3,
+                range_max: p.range_max as f32,
+                default_distance: 2.0,
+                hfov,
+            },
         }
     }
+}
+
+/// What the policy may recall from: the integrator's working memory and long-term places.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryView<'a> {
+    /// Working memory's sightings.
+    pub working: &'a Sightings,
+    /// Long-term places.
+    pub places: &'a Sightings,
+    /// Gain of the `memory -> integrator` edge.
+    pub gain: f32,
 }
 
 /// Vision input for one decision: the latest spatial map.
@@ -140,6 +181,8 @@ pub struct PolicyInput<'a> {
     /// (`Feedback::held`: the peak released over a few seconds, so one stall makes the robot
     /// steadily careful instead of flipping between cautious and bold every second).
     pub drowsiness: f32,
+    /// What it may recall from (None: nothing).
+    pub memory: Option<MemoryView<'a>>,
 }
 
 /// Why the policy is doing what it does (for logs, the eval report and the teleop console).
@@ -163,10 +206,12 @@ pub enum Reason {
     Avoiding,
     /// At the target.
     Arrived,
+    /// Driving to where working memory says the target was seen.
+    Recalling,
 }
 
 impl Reason {
-    const ALL: [Reason; 9] = [
+    const ALL: [Reason; 10] = [
         Reason::NoInstruction,
         Reason::NotUnderstood,
         Reason::Scanning,
@@ -176,6 +221,7 @@ impl Reason {
         Reason::Approaching,
         Reason::Avoiding,
         Reason::Arrived,
+        Reason::Recalling,
     ];
 
     /// A stable code (what crosses the integrator's tick record).
@@ -203,6 +249,7 @@ impl Reason {
             Reason::Approaching => "approaching the target",
             Reason::Avoiding => "avoiding an obstacle",
             Reason::Arrived => "arrived at the target",
+            Reason::Recalling => "remembering: driving to where the target was seen",
         }
     }
 }
@@ -248,6 +295,17 @@ enum Phase {
     },
     Approach,
     Arrived,
+    /// Drive to a remembered target position (odometry frame).
+    Recall {
+        x: f32,
+        y: f32,
+        start_ns: u64,
+        bearing_only: bool,
+        start_odo: f32,
+        /// A committed detour around what blocks the straight way: (world heading, odometer
+        /// at its start).
+        detour: Option<(f32, f32)>,
+    },
 }
 
 /// The language-grounded decision policy.
@@ -284,6 +342,18 @@ pub struct GroundedPolicy {
     scans: u32,
     /// Where the robot has been: a coarse map around the start, so exploring prefers new ground.
     visited: VisitedMap,
+    /// Odometry jumps seen (implausible encoder steps): each lowers the trust of older memories.
+    jumps: u32,
+    /// Whether the search that just started should ask memory first.
+    want_recall: bool,
+    /// Sightings before this are set aside (a recall that was followed and found nothing).
+    recall_floor_ns: u64,
+    /// The last recall's answer (for the status and logs).
+    recalled: Option<Recalled>,
+    /// The last attended frame as a sighting, until the integrator takes it.
+    pending: Option<Sighting>,
+    /// Its tag.
+    tag: Vec<f32>,
 }
 
 impl GroundedPolicy {
@@ -317,7 +387,24 @@ impl GroundedPolicy {
             followed: None,
             scans: 0,
             visited: VisitedMap::new(),
+            jumps: 0,
+            want_recall: false,
+            recall_floor_ns: 0,
+            recalled: None,
+            pending: None,
+            tag: Vec::new(),
         }
+        .with_tag()
+    }
+
+    fn with_tag(mut self) -> Self {
+        self.tag = vec![0.0; tag_width(self.query.connector().concepts().len())];
+        self
+    }
+
+    /// The last recall's answer.
+    pub fn recalled(&self) -> Option<Recalled> {
+        self.recalled
     }
 
     /// Parameters in use.
@@ -353,6 +440,7 @@ impl GroundedPolicy {
     }
 
     fn start_search(&mut self) {
+        self.want_recall = true;
         self.bins.clear();
         self.lead_sum = [0.0; LEAD_BINS];
         self.lead_n = [0; LEAD_BINS];
@@ -380,8 +468,13 @@ impl GroundedPolicy {
 
     /// Dead reckoning, and the visited map from the dead-reckoned position.
     fn integrate_odometry(&mut self, now_ns: u64, body: &BodyState) {
+        let first = self.odo.last_ns().is_none();
         if self.odo.update(now_ns, body) {
             self.visited.mark(self.odo.pos());
+        } else if !first {
+            // An implausible encoder step (a wheel slip, a teleport): what was remembered
+            // before it is less trustworthy.
+            self.jumps = self.jumps.saturating_add(1);
         }
     }
 
@@ -426,6 +519,7 @@ impl GroundedPolicy {
                     self.target_seen_ns = None;
                     self.near_seen_ns = None;
                     self.percept = Percept::default();
+                    self.recall_floor_ns = 0;
                     if info.meaningful {
                         self.start_search();
                         let name = self
@@ -463,6 +557,7 @@ impl GroundedPolicy {
             return;
         };
         self.percept = p;
+        self.record_sighting(input.now_ns, v.stamp_ns, input.body);
         tracing::trace!(
             t = input.now_ns as f64 * 1e-9,
             confidence = p.confidence,
@@ -507,6 +602,71 @@ impl GroundedPolicy {
         } else {
             self.seen_frames = 0;
         }
+    }
+
+    /// Tag the attended frame for working memory: per column, the concept posteriors and the
+    /// free range along the column's bearing.
+    fn record_sighting(&mut self, now_ns: u64, stamp_ns: u64, body: &BodyState) {
+        let (post, cols) = self.query.column_posteriors();
+        let k = self.query.connector().concepts().len();
+        if cols == 0 || cols > TAG_COLS || post.len() != cols * k || self.tag.len() != tag_width(k)
+        {
+            self.pending = None;
+            return;
+        }
+        let scan = RangeScan::new(body, self.params.range_fov, self.params.range_max);
+        let mut salience = 0.0f32;
+        self.tag.iter_mut().for_each(|v| *v = 0.0);
+        self.tag[0] = cols as f32;
+        let backgrounds = self.query.connector().concepts();
+        for c in 0..cols {
+            let base = 1 + c * (k + 1);
+            let col = &post[c * k..(c + 1) * k];
+            self.tag[base..base + k].copy_from_slice(col);
+            for (p, concept) in col.iter().zip(backgrounds) {
+                if !concept.background {
+                    salience = salience.max(*p);
+                }
+            }
+            let b = crate::grounding::query::column_bearing(c as f32 + 0.5, cols, self.params.hfov);
+            self.tag[base + k] = scan.range_at(b).unwrap_or(self.params.range_max);
+        }
+        let (x, y) = self.odo.pos();
+        self.pending = Some(Sighting {
+            stamp_ns: stamp_ns.min(now_ns),
+            x,
+            y,
+            heading: self.odo.heading(),
+            odometer: self.odo.odometer(),
+            jumps: self.jumps,
+            salience,
+        });
+    }
+
+    /// Ask memory where the target was last seen.
+    fn ask_memory(&mut self, now_ns: u64, memory: &MemoryView<'_>) -> Option<Recalled> {
+        if memory.gain.is_nan() || memory.gain <= 0.0 {
+            return None;
+        }
+        let k = self.query.connector().concepts().len();
+        let q = &self.query;
+        let score = |post: &[f32]| q.match_posterior(post);
+        let now = Now {
+            ns: now_ns,
+            odometer: self.odo.odometer(),
+            jumps: self.jumps,
+            floor_ns: self.recall_floor_ns,
+        };
+        let r = recall(
+            memory.working,
+            memory.places,
+            k,
+            &score,
+            &now,
+            &self.params.recall,
+        );
+        self.recalled = r;
+        r.filter(|r| memory.gain * r.confidence >= self.params.recall_threshold)
     }
 
     /// The lead since the search started: the heading bin with the most weak-match evidence
@@ -559,9 +719,118 @@ impl GroundedPolicy {
             tracing::debug!("grounding: target lost, searching again");
             self.start_search();
         }
+        if self.want_recall && matches!(self.phase, Phase::Settle { .. } | Phase::Scan { .. }) {
+            self.want_recall = false;
+            if let Some(r) = input.memory.and_then(|m| self.ask_memory(now, &m)) {
+                let (px, py) = self.odo.pos();
+                if (r.x - px).hypot(r.y - py) > 0.45 {
+                    tracing::debug!(
+                        x = r.x,
+                        y = r.y,
+                        confidence = r.confidence,
+                        evidence = r.evidence,
+                        "grounding: remembered where the target was seen, driving there"
+                    );
+                    self.phase = Phase::Recall {
+                        x: r.x,
+                        y: r.y,
+                        start_ns: now,
+                        bearing_only: r.bearing_only,
+                        start_odo: self.odo.odometer(),
+                        detour: None,
+                    };
+                }
+            }
+        }
         let body = input.body;
         match self.phase {
             Phase::Idle | Phase::Arrived => self.out(Mode::Idle, Twist::ZERO),
+            Phase::Recall {
+                x,
+                y,
+                start_ns,
+                bearing_only,
+                start_odo,
+                detour,
+            } => {
+                let (px, py) = self.odo.pos();
+                let heading = self.odo.heading();
+                let dist = (x - px).hypot(y - py);
+                let towards = wrap((y - py).atan2(x - px) - heading);
+                let elapsed = now.saturating_sub(start_ns) as f32 * 1e-9;
+                let travelled = self.odo.odometer() - start_odo;
+                let scan = self.scan(body);
+                let half_fov = scan.fov() / 2.0;
+                let hw = self.params.corridor_half_width;
+                // Whether the straight way is seen free up to the target (or far enough).
+                let need = dist.min(self.params.range_max * 0.75);
+                let line_free =
+                    towards.abs() < half_fov && scan.corridor_free(towards, hw, None) >= need;
+                let line_blocked = towards.abs() < half_fov && !line_free;
+                let detour = match detour {
+                    // A detour ends when the straight way is free again, or after a leg.
+                    Some((_, d0)) if line_free || self.odo.odometer() - d0 > 1.5 => None,
+                    Some(d) => Some(d),
+                    None if line_blocked => {
+                        // Something is in the way: commit to the free heading nearest the
+                        // target's, a little beyond the obstacle's edge.
+                        let steps = 24;
+                        let mut best: Option<(f32, f32)> = None;
+                        for i in 0..=steps {
+                            let a = -half_fov + scan.fov() * i as f32 / steps as f32;
+                            if scan.corridor_free(a, hw, None) >= self.params.clearance * 2.0 {
+                                let cost = (a - towards).abs();
+                                if best.is_none_or(|(_, c)| cost < c) {
+                                    best = Some((a, cost));
+                                }
+                            }
+                        }
+                        let a = match best {
+                            Some((a, _)) => a + 0.2 * (a - towards).signum(),
+                            // Nothing free ahead: turn well away and look again.
+                            None => towards + if towards >= 0.0 { -1.6 } else { 1.6 },
+                        };
+                        Some((wrap(heading + a), self.odo.odometer()))
+                    }
+                    None => None,
+                };
+                let desired = match detour {
+                    Some((h, _)) => wrap(h - heading),
+                    None => towards,
+                };
+                let Steering { twist: t, blocked } =
+                    steer(&scan, desired, speed, None, caution, &self.steer_params());
+                let there = dist < 0.4 || (bearing_only && travelled > dist + 1.0);
+                let limit = 10.0 + 4.0 * dist / speed.max(0.05);
+                if there || elapsed > limit {
+                    // Got there without seeing it: set these memories aside and search.
+                    tracing::debug!(
+                        x = px,
+                        y = py,
+                        dist,
+                        elapsed,
+                        "grounding: nothing where the target was remembered; searching"
+                    );
+                    self.recall_floor_ns = now;
+                    self.start_search();
+                    self.want_recall = false;
+                } else {
+                    self.phase = Phase::Recall {
+                        x,
+                        y,
+                        start_ns,
+                        bearing_only,
+                        start_odo,
+                        detour,
+                    };
+                }
+                self.reason = if blocked || detour.is_some() {
+                    Reason::Avoiding
+                } else {
+                    Reason::Recalling
+                };
+                self.out(if blocked { Mode::Avoid } else { Mode::Search }, t)
+            }
             Phase::Approach => {
                 let bearing = wrap(self.target_heading - self.odo.heading());
                 let fresh = now.saturating_sub(self.target_seen_ns.unwrap_or(0)) < 1_500_000_000;
@@ -778,6 +1047,11 @@ impl crate::integrator::Policy for GroundedPolicy {
             }),
             body: ctx.body,
             drowsiness: ctx.feedback.held as f32,
+            memory: Some(MemoryView {
+                working: ctx.working.sightings(),
+                places: ctx.long_term.places(),
+                gain: ctx.recall_gain,
+            }),
         };
         GroundedPolicy::decide(self, &input)
     }
@@ -800,6 +1074,18 @@ impl crate::integrator::Policy for GroundedPolicy {
             seen: self.percept.confidence,
             reason: self.reason.code(),
         }
+    }
+
+    fn sighting_width(&self) -> usize {
+        self.tag.len()
+    }
+
+    fn sighting(&mut self, tag: &mut [f32]) -> Option<Sighting> {
+        let s = self.pending.take()?;
+        (tag.len() == self.tag.len()).then(|| {
+            tag.copy_from_slice(&self.tag);
+            s
+        })
     }
 
     fn concept_names(&self) -> Vec<String> {

@@ -74,6 +74,10 @@ pub struct QueryConnector {
     sims: Vec<f32>,
     query_post: Vec<f32>,
     cell_match: Vec<f32>,
+    /// Per image column of the last attended frame, the largest posterior of each concept over
+    /// the column's cells (`MAX_COLS x concepts`): what working memory keeps of a frame.
+    col_post: Vec<f32>,
+    col_count: usize,
     info: Option<InstructionInfo>,
 }
 
@@ -108,6 +112,8 @@ impl QueryConnector {
             sims: vec![0.0; k],
             query_post: vec![0.0; k],
             cell_match: vec![0.0; MAX_CELLS],
+            col_post: vec![0.0; MAX_COLS * k],
+            col_count: 0,
             connector,
             hfov: hfov_rad,
             info: None,
@@ -167,6 +173,29 @@ impl QueryConnector {
         info
     }
 
+    /// The instruction's posterior over the concepts (zeros without a meaningful instruction).
+    pub fn query_posterior(&self) -> &[f32] {
+        &self.query_post
+    }
+
+    /// The last attended frame's per-column concept posteriors (`columns x concepts`, the
+    /// largest over each column's cells), and the number of columns.
+    pub fn column_posteriors(&self) -> (&[f32], usize) {
+        let k = self.sims.len();
+        (&self.col_post[..self.col_count * k], self.col_count)
+    }
+
+    /// How well a concept posterior `post` (one column of [`Self::column_posteriors`]) matches
+    /// the instruction: the probability that both name the same thing, 0..1.
+    pub fn match_posterior(&self, post: &[f32]) -> f32 {
+        let m: f32 = post.iter().zip(&self.query_post).map(|(a, b)| a * b).sum();
+        if m.is_finite() {
+            m.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
     /// Forget the instruction.
     pub fn clear_instruction(&mut self) {
         self.info = None;
@@ -204,9 +233,21 @@ impl QueryConnector {
             ..Default::default()
         };
         let mut best = (0usize, -1.0f32);
+        let k = self.sims.len();
+        self.col_post[..cols * k].iter_mut().for_each(|x| *x = 0.0);
+        self.col_count = cols;
         for i in 0..cells {
             c.token_similarities(&self.tokens[i * out..(i + 1) * out], &mut self.sims);
             softmax(&mut self.sims, c.tau_token);
+            let col = i % cols;
+            for (cp, s) in self.col_post[col * k..(col + 1) * k]
+                .iter_mut()
+                .zip(&self.sims)
+            {
+                if s.is_finite() && *s > *cp {
+                    *cp = *s;
+                }
+            }
             let m: f32 = self
                 .sims
                 .iter()
@@ -219,7 +260,6 @@ impl QueryConnector {
                 0.0
             };
             self.cell_match[i] = m;
-            let col = i % cols;
             p.heat[col] = p.heat[col].max(m);
             if m > best.1 {
                 best = (i, m);

@@ -5,11 +5,107 @@
 //! consolidates the day's entries (together with the existing long-term slots, weighted by how
 //! many states each already stands for) into a fixed number of long-term slots with a few
 //! bounded k-means passes, spread over several ticks, then clears the working memory.
+//!
+//! An entry also keeps what was perceived, where and when: when the decision policy attended a
+//! camera frame that tick it hands back a [`Sighting`] (the odometry pose, the time, and a
+//! compact *tag* of the frame: per image column, the concept posterior of its cells and the free
+//! range along the column's bearing), attached to that tick's entry. The policy's recall is
+//! attention over the tagged entries (and the long-term places): "where did I last see something
+//! matching this instruction?". Sleep keeps the most salient sightings as long-term *places*
+//! ([`PLACES`] of them, each a pose, a time and a tag), so what was seen survives the clearing of
+//! working memory.
 
 use super::connector::dot;
 
 /// Number of long-term memory slots.
 pub const LONG_TERM_SLOTS: usize = 16;
+
+/// Long-term places (salient sightings) kept over sleep.
+pub const PLACES: usize = 64;
+
+/// Most values a sighting tag may have.
+pub const MAX_TAG: usize = 1024;
+
+/// Where and when an entry's frame was perceived (the odometry frame of the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Sighting {
+    /// Capture time, ns.
+    pub stamp_ns: u64,
+    /// Position, m.
+    pub x: f32,
+    /// Position, m.
+    pub y: f32,
+    /// Heading, rad.
+    pub heading: f32,
+    /// Distance travelled when it was seen (odometer), m: drift grows with what was driven since.
+    pub odometer: f32,
+    /// Odometry jumps counted when it was seen (a later jump makes it less trustworthy).
+    pub jumps: u32,
+    /// How salient the frame was (largest object probability of any column), 0..1.
+    pub salience: f32,
+}
+
+impl Sighting {
+    fn finite(&self) -> bool {
+        [self.x, self.y, self.heading, self.odometer, self.salience]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+}
+
+/// Sightings with their tags: the per-entry side of working memory, and the long-term places.
+#[derive(Debug, Clone)]
+pub struct Sightings {
+    tag_width: usize,
+    capacity: usize,
+    meta: Vec<Option<Sighting>>,
+    tags: Vec<f32>,
+}
+
+impl Sightings {
+    fn new(capacity: usize, tag_width: usize) -> Self {
+        Self {
+            tag_width,
+            capacity,
+            meta: vec![None; capacity],
+            tags: vec![0.0; capacity * tag_width],
+        }
+    }
+
+    fn set_tag_width(&mut self, tag_width: usize) {
+        *self = Self::new(self.capacity, tag_width.min(MAX_TAG));
+    }
+
+    /// Values per tag.
+    pub fn tag_width(&self) -> usize {
+        self.tag_width
+    }
+
+    /// Slots (entries or places).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The sighting at slot `i`, with its tag.
+    pub fn get(&self, i: usize) -> Option<(&Sighting, &[f32])> {
+        let w = self.tag_width;
+        self.meta
+            .get(i)?
+            .as_ref()
+            .map(|m| (m, &self.tags[i * w..(i + 1) * w]))
+    }
+
+    fn put(&mut self, i: usize, s: Option<(Sighting, &[f32])>) {
+        let w = self.tag_width;
+        match s {
+            Some((m, tag)) if w > 0 && tag.len() == w => {
+                self.meta[i] = Some(m);
+                self.tags[i * w..(i + 1) * w].copy_from_slice(tag);
+            }
+            _ => self.meta[i] = None,
+        }
+    }
+}
 
 /// The run's context: a ring of fused states with a fixed capacity.
 #[derive(Debug, Clone)]
@@ -20,6 +116,7 @@ pub struct WorkingMemory {
     len: usize,
     head: usize,
     scores: Vec<f32>,
+    sightings: Sightings,
 }
 
 impl WorkingMemory {
@@ -32,7 +129,33 @@ impl WorkingMemory {
             len: 0,
             head: 0,
             scores: vec![0.0; capacity + LONG_TERM_SLOTS],
+            sightings: Sightings::new(capacity, 0),
         }
+    }
+
+    /// Size the per-entry sighting tags (at construction, when the policy is set: allocates).
+    pub fn set_tag_width(&mut self, tag_width: usize) {
+        self.sightings.set_tag_width(tag_width);
+    }
+
+    /// Attach a sighting and its tag to the newest entry. A sighting with non-finite values, a
+    /// tag of the wrong width or an empty memory stores nothing; returns whether it was stored.
+    pub fn attach(&mut self, s: &Sighting, tag: &[f32]) -> bool {
+        if self.len == 0
+            || tag.len() != self.sightings.tag_width
+            || !s.finite()
+            || !tag.iter().all(|v| v.is_finite())
+        {
+            return false;
+        }
+        let i = (self.head + self.capacity - 1) % self.capacity;
+        self.sightings.put(i, Some((*s, tag)));
+        true
+    }
+
+    /// The entries' sightings (slot order; empty slots and untagged entries are `None`).
+    pub fn sightings(&self) -> &Sightings {
+        &self.sightings
     }
 
     /// Entries held.
@@ -62,6 +185,7 @@ impl WorkingMemory {
         for (d, s) in dst.iter_mut().zip(state) {
             *d = s * gain;
         }
+        self.sightings.put(self.head, None);
         self.head = (self.head + 1) % self.capacity;
         self.len = (self.len + 1).min(self.capacity);
     }
@@ -75,6 +199,7 @@ impl WorkingMemory {
     pub fn clear(&mut self) {
         self.len = 0;
         self.head = 0;
+        self.sightings.meta.iter_mut().for_each(|m| *m = None);
     }
 
     /// Attention readout over all entries and the long-term slots into `out`. Cost is
@@ -129,6 +254,7 @@ pub struct LongTermMemory {
     data: Vec<f32>,
     weight: Vec<f32>,
     len: usize,
+    places: Sightings,
 }
 
 impl LongTermMemory {
@@ -139,6 +265,58 @@ impl LongTermMemory {
             data: vec![0.0; LONG_TERM_SLOTS * width],
             weight: vec![0.0; LONG_TERM_SLOTS],
             len: 0,
+            places: Sightings::new(PLACES, 0),
+        }
+    }
+
+    /// Size the places' tags (with the working memory's; allocates).
+    pub fn set_tag_width(&mut self, tag_width: usize) {
+        self.places.set_tag_width(tag_width);
+    }
+
+    /// The places kept over sleep: salient sightings, at most [`PLACES`].
+    pub fn places(&self) -> &Sightings {
+        &self.places
+    }
+
+    /// Places in use.
+    pub fn places_len(&self) -> usize {
+        self.places.meta.iter().filter(|m| m.is_some()).count()
+    }
+
+    /// Offer a sighting as a place: it takes a free slot, or replaces the least salient place if
+    /// it is more salient; a place seen from (almost) the same pose and heading is replaced only
+    /// by a more salient one (so the places spread over the day rather than pile up on one spot).
+    pub fn offer_place(&mut self, s: &Sighting, tag: &[f32]) {
+        if tag.len() != self.places.tag_width || !s.finite() || s.salience <= 0.0 {
+            return;
+        }
+        let mut free = None;
+        let mut weakest = (usize::MAX, f32::INFINITY);
+        for i in 0..self.places.capacity {
+            match &self.places.meta[i] {
+                None => {
+                    free.get_or_insert(i);
+                }
+                Some(p) => {
+                    let near = (p.x - s.x).hypot(p.y - s.y) < 0.3
+                        && crate::navigation::wrap(p.heading - s.heading).abs() < 0.3;
+                    if near {
+                        if s.salience > p.salience {
+                            self.places.put(i, Some((*s, tag)));
+                        }
+                        return;
+                    }
+                    if p.salience < weakest.1 {
+                        weakest = (i, p.salience);
+                    }
+                }
+            }
+        }
+        match free {
+            Some(i) => self.places.put(i, Some((*s, tag))),
+            None if s.salience > weakest.1 => self.places.put(weakest.0, Some((*s, tag))),
+            None => {}
         }
     }
     /// Slots in use.
@@ -253,6 +431,11 @@ impl Consolidator {
             // Split borrow: copy-free assignment through a raw slice of the entry.
             let e = wm.entry(i);
             self.assign(e, 1.0);
+            if self.pass == 0 {
+                if let Some((s, tag)) = wm.sightings().get(i) {
+                    ltm.offer_place(s, tag);
+                }
+            }
         }
         self.cursor = end;
         if self.cursor < wm.len() {

@@ -40,7 +40,7 @@ pub use connector::Connector;
 pub use drowsiness::{Drowsiness, Feedback};
 pub use forward::ForwardModel;
 pub use health::{Health, HealthSummary};
-pub use memory::{LongTermMemory, WorkingMemory};
+pub use memory::{LongTermMemory, Sighting, Sightings, WorkingMemory};
 pub use motor::{MotorOutput, MotorStage, StopReason};
 pub use policy::{DecisionContext, Policy, ReactivePolicy};
 
@@ -515,6 +515,8 @@ struct Memory {
     consolidator: Consolidator,
     /// Edge `integrator -> memory`.
     write_gain: f32,
+    /// Scratch for the policy's sighting tag (sized when the policy is set).
+    tag: Vec<f32>,
 }
 
 impl Memory {
@@ -765,6 +767,7 @@ impl Integrator {
                 ltm: LongTermMemory::new(width),
                 consolidator: Consolidator::new(width),
                 write_gain: graph.gain("integrator", "memory") as f32,
+                tag: Vec::new(),
             },
             emotion: Emotion {
                 forward,
@@ -826,6 +829,12 @@ impl Integrator {
 
     /// Replace the decision policy.
     pub fn set_policy(&mut self, policy: Box<dyn Policy + Send>) {
+        let w = policy.sighting_width().min(memory::MAX_TAG);
+        if w != self.memory.tag.len() {
+            self.memory.wm.set_tag_width(w);
+            self.memory.ltm.set_tag_width(w);
+            self.memory.tag = vec![0.0; w];
+        }
         self.policy = policy;
     }
 
@@ -895,6 +904,11 @@ impl Integrator {
     /// Long-term memory slots in use.
     pub fn long_term_len(&self) -> usize {
         self.memory.ltm.len()
+    }
+
+    /// Long-term places (salient sightings kept over sleep) in use.
+    pub fn places_len(&self) -> usize {
+        self.memory.ltm.places_len()
     }
 
     /// Forward-model error since the last sleep: (current model, model before the last sleep),
@@ -1015,6 +1029,10 @@ impl Integrator {
                 fused: &f.fused,
                 memory: f.token(TOK_MEMORY),
                 context_len: self.memory.wm.len(),
+                working: &self.memory.wm,
+                long_term: &self.memory.ltm,
+                recall_gain: f.token_gain[TOK_MEMORY],
+                emotion_gain: f.token_gain[TOK_EMOTION],
                 feedback: fb,
                 emotion: self.emotion.state,
                 body: &state,
@@ -1025,6 +1043,12 @@ impl Integrator {
             };
             self.policy.decide(&ctx)
         };
+        // What the policy perceived this tick, with where and when, joins this tick's entry.
+        if awake && self.memory.write_gain > 0.0 {
+            if let Some(s) = self.policy.sighting(&mut self.memory.tag) {
+                self.memory.wm.attach(&s, &self.memory.tag);
+            }
+        }
 
         // Act.
         let force_stop = sleeping || sensed.stop_for_region;

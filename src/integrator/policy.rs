@@ -23,6 +23,15 @@ pub struct DecisionContext<'a> {
     pub memory: &'a [f32],
     /// Entries in working memory.
     pub context_len: usize,
+    /// Working memory itself (its entries' sightings are what the policy recalls from).
+    pub working: &'a super::WorkingMemory,
+    /// Long-term memory (the places kept over sleep).
+    pub long_term: &'a super::LongTermMemory,
+    /// Gain of the edge `memory -> integrator`: how much recall may drive the decision (0: the
+    /// edge is cut, the decision must act as if it remembered nothing).
+    pub recall_gain: f32,
+    /// Gain of the edge `emotion -> integrator`: how much arousal makes the decision careful.
+    pub emotion_gain: f32,
     /// What drowsiness feeds back this tick (the decision's caution follows `feedback.held`).
     pub feedback: super::Feedback,
     /// Emotion state: valence, arousal, surprise.
@@ -53,6 +62,16 @@ pub trait Policy {
     /// the health record and the teleop console). Must not allocate.
     fn understood(&self) -> crate::msg::Understood {
         crate::msg::Understood::default()
+    }
+    /// Width of the sighting tags this policy attaches to working memory (0: none). Asked once,
+    /// when the policy is set (the memory is sized then).
+    fn sighting_width(&self) -> usize {
+        0
+    }
+    /// After a decision: what the policy perceived this tick (a new camera frame attended), as a
+    /// sighting and its tag written into `tag` (`sighting_width` values). Must not allocate.
+    fn sighting(&mut self, _tag: &mut [f32]) -> Option<super::memory::Sighting> {
+        None
     }
     /// Names of the concepts [`crate::msg::Understood::concept`] indexes.
     fn concept_names(&self) -> Vec<String> {

@@ -81,6 +81,26 @@ pub struct Summary {
     pub wall_time_s: f64,
     /// Simulated seconds per wall-clock second (varies run to run).
     pub realtime_factor: f64,
+    /// Each task of a scenario with `[[steps]]`, in order (empty for a one-task scenario).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepResult>,
+}
+
+/// One task of a scenario with several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// The instruction given.
+    pub instruction: String,
+    /// The object to reach.
+    pub object: String,
+    /// Whether it was reached within the step's time limit.
+    pub success: bool,
+    /// Time from the instruction to reaching it, s.
+    pub time_s: Option<f64>,
+    /// Distance driven during the step (ground truth), m.
+    pub path_length_m: f64,
+    /// Whether the brain slept before the step.
+    pub slept_before: bool,
 }
 
 /// One integrator tick as the report sees it.

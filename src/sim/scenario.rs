@@ -3,6 +3,11 @@
 //! object), a time limit and how the arena is furnished; [`Scenario::layout`] turns it plus a seed
 //! into a concrete [`Layout`] (walls, obstacles, coloured objects, start pose) and checks that the
 //! goal can be reached at all, so an impossible task is one clear error instead of a silent failure.
+//!
+//! A scenario may instead list several tasks in order (`[[steps]]`, each with an instruction, a
+//! goal and a time limit, optionally `sleep_before = true` and a fixed place `at` for its object):
+//! a day in the arena. The first step is also the scenario's own instruction and goal; every
+//! later step's object is placed in the layout too.
 
 pub use crate::world::{
     BoxObstacle, Colour, Layout, ObjectKind, PlacedObject, Shape, ROBOT_RADIUS, WALL_HALF_THICKNESS,
@@ -106,6 +111,27 @@ fn default_within() -> f64 {
     0.5
 }
 
+/// One task of a scenario with several (`[[steps]]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The instruction given when the step starts.
+    pub instruction: String,
+    /// Its goal predicate.
+    pub goal: GoalSpec,
+    /// Its time limit in simulated seconds (from the moment the instruction is given).
+    pub time_limit_s: f64,
+    /// Sleep (consolidate, clear working memory) before this step's instruction is given.
+    #[serde(default)]
+    pub sleep_before: bool,
+    /// Where this step's object stands `[x, y]` (a later step's object; random when absent).
+    #[serde(default)]
+    pub at: Option<[f64; 2]>,
+}
+
+/// Longest a sleep between steps may take before the next step starts anyway, s.
+pub const STEP_SLEEP_LIMIT_S: f64 = 30.0;
+
 /// A scenario file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -119,18 +145,31 @@ pub struct Scenario {
     /// Difficulty 1 (easy) ..= 5 (hard), for ordering.
     #[serde(default = "one")]
     pub difficulty: u8,
-    /// The instruction given to the brain.
+    /// The instruction given to the brain (with `[[steps]]`: the first step's).
+    #[serde(default)]
     pub instruction: String,
     /// Default layout seed (the CLI's `--seed` overrides it).
     #[serde(default = "one64")]
     pub seed: u64,
-    /// Time limit in simulated seconds.
+    /// Time limit in simulated seconds (with `[[steps]]`: all steps' and sleeps' together).
+    #[serde(default)]
     pub time_limit_s: f64,
-    /// Goal predicate.
+    /// Goal predicate (with `[[steps]]`: the first step's).
+    #[serde(default = "no_goal")]
     pub goal: GoalSpec,
     /// Arena.
     #[serde(default)]
     pub arena: ArenaSpec,
+    /// Several tasks in order (empty: the one task above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+fn no_goal() -> GoalSpec {
+    GoalSpec {
+        object: String::new(),
+        within_m: default_within(),
+    }
 }
 
 fn one() -> u8 {
@@ -151,6 +190,28 @@ impl Scenario {
             toml::from_str(text).map_err(|e| malformed(e.to_string().trim().replace('\n', " ")))?;
         if s.name.is_empty() {
             s.name = name.to_string();
+        }
+        if let Some(first) = s.steps.first().cloned() {
+            if !s.instruction.is_empty() || !s.goal.object.is_empty() || s.time_limit_s != 0.0 {
+                return Err(malformed(
+                    "with [[steps]], the instruction, goal and time limit belong to the steps"
+                        .into(),
+                ));
+            }
+            s.instruction = first.instruction;
+            s.goal = first.goal;
+            s.time_limit_s = s
+                .steps
+                .iter()
+                .map(|t| {
+                    t.time_limit_s
+                        + if t.sleep_before {
+                            STEP_SLEEP_LIMIT_S
+                        } else {
+                            0.0
+                        }
+                })
+                .sum();
         }
         s.validate().map_err(malformed)?;
         Ok(s)
@@ -196,6 +257,35 @@ impl Scenario {
     /// The goal object's kind.
     pub fn goal_kind(&self) -> Option<ObjectKind> {
         ObjectKind::parse(&self.goal.object)
+    }
+
+    /// The tasks in order: the `[[steps]]`, or the one task of a scenario without them.
+    pub fn tasks(&self) -> Vec<Step> {
+        if self.steps.is_empty() {
+            vec![Step {
+                instruction: self.instruction.clone(),
+                goal: self.goal.clone(),
+                time_limit_s: self.time_limit_s,
+                sleep_before: false,
+                at: None,
+            }]
+        } else {
+            self.steps.clone()
+        }
+    }
+
+    /// Kinds of the later steps' objects (not the first goal's kind), each once.
+    fn step_kinds(&self) -> Vec<(ObjectKind, Option<[f64; 2]>)> {
+        let mut v: Vec<(ObjectKind, Option<[f64; 2]>)> = Vec::new();
+        let first = self.goal_kind();
+        for s in self.steps.iter().skip(1) {
+            if let Some(k) = ObjectKind::parse(&s.goal.object) {
+                if Some(k) != first && v.iter().all(|(o, _)| *o != k) {
+                    v.push((k, s.at));
+                }
+            }
+        }
+        v
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -248,6 +338,29 @@ impl Scenario {
             || a.goal_at.is_some_and(|g| !finite(&g))
         {
             errs.push("arena.walls/start/goal_at: finite numbers, positive half sizes".into());
+        }
+        if self.steps.len() > 16 {
+            errs.push("steps: at most 16".into());
+        }
+        for (i, t) in self.steps.iter().enumerate() {
+            if t.instruction.trim().is_empty() || t.instruction.chars().count() > 1000 {
+                errs.push(format!("steps[{i}].instruction: 1..=1000 characters"));
+            }
+            if ObjectKind::parse(&t.goal.object).is_none() {
+                errs.push(format!(
+                    "steps[{i}].goal.object: `{}` is not `<colour> <shape>`",
+                    t.goal.object
+                ));
+            }
+            if !(t.goal.within_m.is_finite() && (0.05..=5.0).contains(&t.goal.within_m)) {
+                errs.push(format!("steps[{i}].goal.within_m: must be within 0.05..=5"));
+            }
+            if !(t.time_limit_s.is_finite() && (1.0..=3600.0).contains(&t.time_limit_s)) {
+                errs.push(format!("steps[{i}].time_limit_s: must be within 1..=3600"));
+            }
+            if t.at.is_some_and(|a| !a.iter().all(|v| v.is_finite())) {
+                errs.push(format!("steps[{i}].at: finite numbers"));
+            }
         }
         if !(1..=5).contains(&self.difficulty) {
             errs.push("difficulty: must be within 1..=5".into());
@@ -382,7 +495,32 @@ impl Scenario {
             y: gy,
             goal: true,
         });
-        // Distractors: never the goal's kind.
+        // Later steps' objects: at their fixed place, or anywhere free.
+        let step_kinds = self.step_kinds();
+        for (k, at) in &step_kinds {
+            let r = k.shape.radius();
+            let place = match at {
+                Some(p) => Some((p[0], p[1])),
+                None => (0..2000).find_map(|_| {
+                    let x = rng.range(-half + margin, half - margin);
+                    let y = rng.range(-half + margin, half - margin);
+                    ((x - start.0).hypot(y - start.1) > ROBOT_RADIUS + 0.4
+                        && free(x, y, r, &boxes, &objects))
+                    .then_some((x, y))
+                }),
+            };
+            let (x, y) = place.filter(|&(x, y)| inside(x, y, r)).ok_or_else(|| {
+                unreachable(format!("no place in the arena for the {}", k.label()))
+            })?;
+            objects.push(PlacedObject {
+                colour: k.colour,
+                shape: k.shape,
+                x,
+                y,
+                goal: false,
+            });
+        }
+        // Distractors: never the goal's kind (nor a later step's).
         for i in 0..a.distractors {
             let colour = if i < a.same_colour_distractors {
                 goal_kind.colour
@@ -398,6 +536,12 @@ impl Scenario {
                 .filter(|s| colour != goal_kind.colour || *s != goal_kind.shape)
                 .collect();
             let shape = shapes[rng.below(shapes.len())];
+            if step_kinds
+                .iter()
+                .any(|(k, _)| k.colour == colour && k.shape == shape)
+            {
+                continue;
+            }
             for _ in 0..500 {
                 let x = rng.range(-half + margin, half - margin);
                 let y = rng.range(-half + margin, half - margin);
@@ -622,6 +766,54 @@ distractors = 3
         .to_string();
         assert!(e.contains("goal.object"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn steps_fill_the_first_task_and_place_every_object() {
+        let text = r#"seed = 3
+[arena]
+distractors = 6
+[[steps]]
+instruction = "go to the blue cube"
+goal = { object = "blue cube" }
+time_limit_s = 20
+[[steps]]
+instruction = "now the red ball"
+goal = { object = "red ball", within_m = 0.4 }
+time_limit_s = 30
+sleep_before = true
+at = [1.0, 1.0]
+"#;
+        let s = Scenario::parse(text, "m.toml", "m").unwrap();
+        assert_eq!(s.instruction, "go to the blue cube");
+        assert_eq!(s.goal.object, "blue cube");
+        assert_eq!(s.time_limit_s, 20.0 + 30.0 + STEP_SLEEP_LIMIT_S);
+        let tasks = s.tasks();
+        assert_eq!(tasks.len(), 2);
+        assert!(tasks[1].sleep_before && !tasks[0].sleep_before);
+        for seed in 0..20 {
+            let l = s.layout(seed).unwrap();
+            let red: Vec<_> = l
+                .objects
+                .iter()
+                .filter(|o| o.colour == Colour::Red && o.shape == Shape::Ball)
+                .collect();
+            assert_eq!(red.len(), 1, "seed {seed}: exactly one red ball");
+            assert_eq!((red[0].x, red[0].y), (1.0, 1.0));
+            assert!(!red[0].goal && l.goal().kind() == ObjectKind::parse("blue cube").unwrap());
+        }
+        // Steps and a top-level task do not mix; a bad step is one clear error.
+        let e = Scenario::parse(&format!("instruction = \"x\"\n{text}"), "m.toml", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("belong to the steps"), "{e}");
+        let bad = text.replace("\"red ball\"", "\"shiny thing\"");
+        let e = Scenario::parse(&bad, "m.toml", "m")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("steps[1].goal.object"), "{e}");
+        // One-task scenarios are one step.
+        assert_eq!(base().tasks().len(), 1);
     }
 
     #[test]

@@ -322,6 +322,7 @@ fn random_layout(rng: &mut Rng, seed: u64) -> Option<Layout> {
             min_goal_distance_m: 0.5,
             ..ArenaSpec::default()
         },
+        steps: Vec::new(),
     };
     s.layout(seed).ok()
 }
