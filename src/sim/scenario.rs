@@ -131,6 +131,38 @@ pub struct Scenario {
     /// Arena.
     #[serde(default)]
     pub arena: ArenaSpec,
+    /// Teaching steps (`brainloop day` runs them): drive to an object, then say what it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teach: Vec<TeachStep>,
+}
+
+/// One teaching step of a scenario: the privileged planner drives the robot up to an object
+/// (several views on the way), then the operator's utterance names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeachStep {
+    /// What the operator says ("this is the white ball", "vermilion is a red").
+    pub say: String,
+    /// The object to drive to, "colour shape" (default: the scenario's goal object). Used by the
+    /// planner only; the brain hears just `say`.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// Layout seed of the scene (default: the scenario's).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Drive up to the object first (false: say it from the start pose, looking ahead).
+    #[serde(default = "yes")]
+    pub drive: bool,
+    /// Camera views kept on the way (1..=12).
+    #[serde(default = "six")]
+    pub views: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn six() -> usize {
+    6
 }
 
 fn one() -> u8 {
@@ -208,9 +240,9 @@ impl Scenario {
         }
         if self.goal_kind().is_none() {
             errs.push(format!(
-                "goal.object: `{}` is not `<colour> <shape>` (colours: {}; shapes: ball, cube, cylinder)",
+                "goal.object: `{}` is not `<colour> <shape>` (colours: {}; shapes: ball, cube, cylinder, capsule)",
                 self.goal.object,
-                Colour::ALL.map(|c| c.name()).join(", ")
+                Colour::EVERY.map(|c| c.name()).join(", ")
             ));
         }
         if !(self.goal.within_m.is_finite() && (0.05..=5.0).contains(&self.goal.within_m)) {
@@ -248,6 +280,17 @@ impl Scenario {
             || a.goal_at.is_some_and(|g| !finite(&g))
         {
             errs.push("arena.walls/start/goal_at: finite numbers, positive half sizes".into());
+        }
+        for (i, t) in self.teach.iter().enumerate() {
+            if t.say.trim().is_empty() || t.say.chars().count() > 200 {
+                errs.push(format!("teach[{i}].say: 1..=200 characters"));
+            }
+            if !(1..=12).contains(&t.views) {
+                errs.push(format!("teach[{i}].views: must be within 1..=12"));
+            }
+            if t.object.as_deref().is_some_and(|o| ObjectKind::parse(o).is_none()) {
+                errs.push(format!("teach[{i}].object: not `<colour> <shape>`"));
+            }
         }
         if !(1..=5).contains(&self.difficulty) {
             errs.push("difficulty: must be within 1..=5".into());

@@ -2,3 +2,4 @@
 //! simulated views (`brainloop align`). May depend on the simulator; runtime grounding does not.
 
 pub mod align;
+pub mod day;
