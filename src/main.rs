@@ -1062,6 +1062,9 @@ struct DayCli {
     /// Threads for the vision model while teaching.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Episodes run side by side when measuring (results do not depend on it).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
     /// Configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -1161,6 +1164,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eval: a.eval,
                 episodes: a.episodes,
                 threads: a.threads,
+                workers: a.workers,
             };
             let base = brainloop::experiment::episode::EpisodeOptions::default();
             let r = brainloop::training::day::run_day(&config, &params, &opts, &base, &mut |l| {

@@ -71,6 +71,9 @@ pub struct ArenaSpec {
     pub start: Option<[f64; 3]>,
     /// Fixed goal object position `[x, y]` instead of a random one.
     pub goal_at: Option<[f64; 2]>,
+    /// Named extra objects ("yellow ball"), placed at random after the distractors (at most
+    /// 20; never the goal's kind): e.g. the known look-alikes of a taught thing.
+    pub objects: Vec<String>,
 }
 
 impl Default for ArenaSpec {
@@ -84,6 +87,7 @@ impl Default for ArenaSpec {
             walls: Vec::new(),
             start: None,
             goal_at: None,
+            objects: Vec::new(),
         }
     }
 }
@@ -153,7 +157,7 @@ pub struct TeachStep {
     /// Drive up to the object first (false: say it from the start pose, looking ahead).
     #[serde(default = "yes")]
     pub drive: bool,
-    /// Camera views kept on the way (1..=12).
+    /// Camera views kept on the way (1..=12, default 8).
     #[serde(default = "six")]
     pub views: usize,
 }
@@ -162,7 +166,7 @@ fn yes() -> bool {
     true
 }
 fn six() -> usize {
-    6
+    8
 }
 
 fn one() -> u8 {
@@ -280,6 +284,18 @@ impl Scenario {
             || a.goal_at.is_some_and(|g| !finite(&g))
         {
             errs.push("arena.walls/start/goal_at: finite numbers, positive half sizes".into());
+        }
+        if a.objects.len() > 20 {
+            errs.push("arena.objects: at most 20".into());
+        }
+        for o in &a.objects {
+            match ObjectKind::parse(o) {
+                None => errs.push(format!("arena.objects: `{o}` is not `<colour> <shape>`")),
+                Some(k) if Some(k) == self.goal_kind() => {
+                    errs.push(format!("arena.objects: `{o}` is the goal's kind"))
+                }
+                _ => {}
+            }
         }
         for (i, t) in self.teach.iter().enumerate() {
             if t.say.trim().is_empty() || t.say.chars().count() > 200 {
@@ -450,6 +466,25 @@ impl Scenario {
                     objects.push(PlacedObject {
                         colour,
                         shape,
+                        x,
+                        y,
+                        goal: false,
+                    });
+                    break;
+                }
+            }
+        }
+        // Named extra objects.
+        for kind in a.objects.iter().filter_map(|o| ObjectKind::parse(o)) {
+            for _ in 0..500 {
+                let x = rng.range(-half + margin, half - margin);
+                let y = rng.range(-half + margin, half - margin);
+                if (x - start.0).hypot(y - start.1) > ROBOT_RADIUS + 0.4
+                    && free(x, y, kind.shape.radius(), &boxes, &objects)
+                {
+                    objects.push(PlacedObject {
+                        colour: kind.colour,
+                        shape: kind.shape,
                         x,
                         y,
                         goal: false,

@@ -12,7 +12,7 @@
 
 use crate::body::RobotParams;
 use crate::config::Config;
-use crate::experiment::episode::{run_eval, EpisodeOptions, EvalReport};
+use crate::experiment::episode::EpisodeOptions;
 use crate::regions::language::LanguageModel;
 use crate::regions::vision::VisionModel;
 use crate::regions::Frame;
@@ -110,6 +110,8 @@ pub struct DayOptions {
     pub episodes: usize,
     /// Vision threads.
     pub threads: usize,
+    /// Episodes run side by side when measuring.
+    pub workers: usize,
 }
 
 /// What `brainloop day --eval` prints.
@@ -193,8 +195,11 @@ pub fn load_day(path: &Path) -> Result<(DayFile, Vec<Scenario>, Vec<Scenario>), 
 
 /// Distances (m, robot centre to object centre) of the views on the way up to an object.
 const APPROACH: [f64; 12] = [
-    1.1, 0.95, 0.8, 0.7, 0.6, 0.5, 0.45, 1.0, 0.85, 0.65, 0.55, 0.4,
+    1.8, 1.4, 1.1, 0.9, 0.75, 0.6, 0.5, 0.45, 1.6, 1.0, 0.8, 0.55,
 ];
+
+/// Views of each teaching step's room turned away from the thing (distillation only).
+const ELSEWHERE_VIEWS: usize = 4;
 
 /// The forward range reading of the robot at `(x, y, yaw)`, from its range site.
 fn range_ahead(params: &RobotParams, layout: &Layout, x: f64, y: f64, yaw: f64, da: f64) -> f64 {
@@ -365,13 +370,13 @@ pub fn teach_scene(
             let step_deg = params.range_fov_deg / (params.range_rays.max(2) - 1) as f64;
             let side = |s: f64| range_ahead(params, &layout, x, y, yaw, s * step_deg.to_radians());
             let small = side(1.0) > ahead + 0.15 && side(-1.0) > ahead + 0.15;
-            if ahead > 1.3 || !small {
+            if ahead > 2.0 || !small {
                 if step.drive {
                     continue;
                 }
                 return Err(fail(format!(
                     "no object in view: the range ahead reads {ahead:.2} m ({}); drive up to the thing first",
-                    if ahead > 1.3 { "nothing near" } else { "a wall or something wide, not an object" }
+                    if ahead > 2.0 { "nothing near" } else { "a wall or something wide, not an object" }
                 )));
             }
             // Centre of the thing: the ray's hit plus a nominal object radius.
@@ -404,6 +409,61 @@ pub fn teach_scene(
         if views.is_empty() {
             return Err(fail("no object in view from any pose on the way".into()));
         }
+        // The rest of the day in that room: views turned away from the thing (it is behind the
+        // robot, so none of their cells is it), some of them close to a wall. Their cells keep
+        // what the robot already made of them.
+        let mut rng = crate::util::SplitMix::new(seed ^ 0xD41);
+        let mut extra = 0;
+        for _ in 0..400 {
+            if extra >= ELSEWHERE_VIEWS {
+                break;
+            }
+            let near_wall = extra % 2 == 0;
+            let (x, y, yaw) = if near_wall {
+                // Facing one of the four walls from 0.3..0.7 m.
+                let side = rng.below(4);
+                let along = rng.range(-half + 0.4, half - 0.4);
+                let d = rng.range(0.3, 0.7);
+                let yaw = side as f64 * std::f64::consts::FRAC_PI_2 + rng.range(-0.4, 0.4);
+                match side {
+                    0 => (half - d, along, yaw),
+                    1 => (along, half - d, yaw),
+                    2 => (-half + d, along, yaw),
+                    _ => (along, -half + d, yaw),
+                }
+            } else {
+                (
+                    rng.range(-half + 0.3, half - 0.3),
+                    rng.range(-half + 0.3, half - 0.3),
+                    rng.range(-std::f64::consts::PI, std::f64::consts::PI),
+                )
+            };
+            let to_t = (target[1] - y).atan2(target[0] - x);
+            let off = (to_t - yaw + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU)
+                - std::f64::consts::PI;
+            let inside = x.abs() < half - ROBOT_RADIUS && y.abs() < half - ROBOT_RADIUS;
+            if !inside || off.abs() < 1.9 || layout.clearance(x, y) < ROBOT_RADIUS + 0.05 {
+                continue;
+            }
+            crate::training::align::place(&mut body, x, y, yaw, 0.0)
+                .map_err(|e| fail(e.to_string()))?;
+            let rgb = camera
+                .render_rgb(&mut body)
+                .map_err(|e| fail(format!("camera: {e}")))?;
+            vision.run_frame(&Frame {
+                width: rgb.width,
+                height: rgb.height,
+                stamp_ns: 0,
+                data: rgb.data,
+            })?;
+            let cells = crate::regions::vision::GRID.pow(2);
+            views.push(View {
+                spatial: vision.spatial[..cells * dim].to_vec(),
+                positive: Vec::new(),
+                negative: (0..cells).collect(),
+            });
+            extra += 1;
+        }
         moments.push(Moment {
             utterance: step.say.clone(),
             scene: format!("{}#{seed}", scene.name),
@@ -415,8 +475,82 @@ pub fn teach_scene(
     Ok(moments)
 }
 
-fn success(r: &EvalReport) -> f64 {
-    r.overall.success_rate
+/// Success over a set of scenarios: overall and per scenario.
+#[derive(Debug, Clone)]
+struct SetResult {
+    overall: f64,
+    episodes: usize,
+    per: std::collections::BTreeMap<String, f64>,
+}
+
+/// Every scenario of `set` over `episodes` seeds (scenario seed + k, as `eval`), the episodes
+/// spread over `workers` threads (lockstep episodes are pure functions of their inputs, so the
+/// result does not depend on the split).
+fn eval_set(
+    config: &Config,
+    params: &RobotParams,
+    set: &[Scenario],
+    episodes: usize,
+    opts: &EpisodeOptions,
+    workers: usize,
+) -> Result<SetResult, DayError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let jobs: Vec<(usize, u64)> = set
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| (0..episodes).map(move |k| (i, s.seed.wrapping_add(k as u64))))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<Result<bool, String>>>> =
+        std::sync::Mutex::new(vec![None; jobs.len()]);
+    std::thread::scope(|sc| {
+        for _ in 0..workers.clamp(1, 8) {
+            sc.spawn(|| loop {
+                let j = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&(i, seed)) = jobs.get(j) else {
+                    break;
+                };
+                let o = EpisodeOptions {
+                    seed: Some(seed),
+                    report_dir: None,
+                    ..opts.clone()
+                };
+                let r = crate::experiment::episode::run_episode(config, params, &set[i], &o, &mut |_| {})
+                    .map(|s| s.success)
+                    .map_err(|e| e.to_string());
+                if let Ok(mut v) = results.lock() {
+                    v[j] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_default();
+    let mut per: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut wins = 0usize;
+    for (j, r) in results.into_iter().enumerate() {
+        let ok = match r {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                return Err(DayError::File {
+                    path: set[jobs[j].0].name.clone(),
+                    message: e,
+                })
+            }
+            None => false,
+        };
+        let e = per.entry(set[jobs[j].0].name.clone()).or_default();
+        e.0 += ok as usize;
+        e.1 += 1;
+        wins += ok as usize;
+    }
+    Ok(SetResult {
+        overall: wins as f64 / jobs.len().max(1) as f64,
+        episodes: jobs.len(),
+        per: per
+            .into_iter()
+            .map(|(k, (w, n))| (k, w as f64 / n.max(1) as f64))
+            .collect(),
+    })
 }
 
 /// Run a day: teach, sleep, save; with `eval`, measure before and after.
@@ -437,17 +571,27 @@ pub fn run_day(
     } else {
         None
     };
-    let eval = |conn: &Arc<crate::grounding::AlignConnector>, set: &[Scenario], log: &mut dyn FnMut(&str), what: &str| -> Result<EvalReport, DayError> {
+    let eval = |conn: &Arc<crate::grounding::AlignConnector>,
+                set: &[Scenario],
+                log: &mut dyn FnMut(&str),
+                what: &str|
+     -> Result<SetResult, DayError> {
+        if opts.episodes == 0 {
+            return Err(DayError::File {
+                path: opts.day.display().to_string(),
+                message: "--episodes must be at least 1".into(),
+            });
+        }
         let o = EpisodeOptions {
             connector: Some(conn.clone()),
             ..base.clone()
         };
         let t = Instant::now();
-        let r = run_eval(config, params, set, opts.episodes, &o, &mut |_, _, _| {})?;
+        let r = eval_set(config, params, set, opts.episodes, &o, opts.workers)?;
         log(&format!(
             "day: {what}: success {:.1} % over {} episodes ({:.0} s)",
-            100.0 * success(&r),
-            r.overall.episodes,
+            100.0 * r.overall,
+            r.episodes,
             t.elapsed().as_secs_f64()
         ));
         Ok(r)
@@ -500,15 +644,15 @@ pub fn run_day(
     if opts.eval {
         let a = eval(&after_conn, &tests, log, "after the night, the day's tests")?;
         if let Some(b) = &before {
-            for (name, s) in &b.scenarios {
-                let x = a.scenarios.get(name).map_or(0.0, |x| x.success_rate);
-                per_test.push((name.clone(), s.success_rate, x));
+            for (name, s) in &b.per {
+                let x = a.per.get(name).copied().unwrap_or(0.0);
+                per_test.push((name.clone(), *s, x));
             }
         }
-        after = Some(success(&a));
+        after = Some(a.overall);
         if let Some(sh) = &shipped {
-            sb = Some(success(&eval(&before_conn, sh, log, "before the night, shipped")?));
-            sa = Some(success(&eval(&after_conn, sh, log, "after the night, shipped")?));
+            sb = Some(eval(&before_conn, sh, log, "before the night, shipped")?.overall);
+            sa = Some(eval(&after_conn, sh, log, "after the night, shipped")?.overall);
         }
     }
     Ok(DayResult {
@@ -516,7 +660,7 @@ pub fn run_day(
         concepts: report.new_concepts.clone(),
         words: report.new_words.clone(),
         showings: report.showings.clone(),
-        before: before.as_ref().map(success),
+        before: before.as_ref().map(|b| b.overall),
         after,
         shipped_before: sb,
         shipped_after: sa,
