@@ -1157,7 +1157,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let config = commands::load_config_for(&common)?;
             let params = brainloop::body::RobotParams::load_default();
-            let opts = brainloop::training::day::DayOptions {
+            let opts = brainloop::experiment::day::DayOptions {
                 day: a.day,
                 state: a.state,
                 from: a.from,
@@ -1167,7 +1167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 workers: a.workers,
             };
             let base = brainloop::experiment::episode::EpisodeOptions::default();
-            let r = brainloop::training::day::run_day(&config, &params, &opts, &base, &mut |l| {
+            let r = brainloop::experiment::day::run_day(&config, &params, &opts, &base, &mut |l| {
                 eprintln!("{l}")
             })?;
             println!("{}", serde_json::to_string(&r)?);

@@ -10,6 +10,7 @@
 //! bus, zenoh across processes and DDS.
 
 pub mod brain;
+pub mod day;
 pub mod bus_bench;
 pub mod commands;
 pub mod console_bench;

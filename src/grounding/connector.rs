@@ -286,7 +286,9 @@ impl AlignConnector {
             .map(|(w, d)| (*w as f64 + d) as f32)
             .collect();
         if weights.iter().any(|w| !w.is_finite()) {
-            return Err(ConnectorError::Data("non-finite weight after the update".into()));
+            return Err(ConnectorError::Data(
+                "non-finite weight after the update".into(),
+            ));
         }
         let mut concepts = self.concepts.clone();
         concepts.extend(extra);

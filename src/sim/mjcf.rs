@@ -146,7 +146,10 @@ pub fn mjcf(p: &RobotParams, layout: &Layout) -> String {
                 )
             }
             Shape::Capsule => {
-                let (r, h) = (crate::world::CAPSULE_RADIUS, crate::world::CAPSULE_HALF_LENGTH);
+                let (r, h) = (
+                    crate::world::CAPSULE_RADIUS,
+                    crate::world::CAPSULE_HALF_LENGTH,
+                );
                 format!(
                     r#"type="capsule" size="{r} {h}" pos="{} {} {}""#,
                     o.x,

@@ -304,7 +304,10 @@ impl Scenario {
             if !(1..=12).contains(&t.views) {
                 errs.push(format!("teach[{i}].views: must be within 1..=12"));
             }
-            if t.object.as_deref().is_some_and(|o| ObjectKind::parse(o).is_none()) {
+            if t.object
+                .as_deref()
+                .is_some_and(|o| ObjectKind::parse(o).is_none())
+            {
                 errs.push(format!("teach[{i}].object: not `<colour> <shape>`"));
             }
         }

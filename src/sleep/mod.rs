@@ -1,4 +1,5 @@
-//! Sleep that learns (seed 001: sleep is fine-tuning on the day's context). By day an operator
+//! Sleep that learns (seed 001: sleep is fine-tuning on the day's context). May depend on
+//! grounding, regions, util and world; never on the simulator or experiments. By day an operator
 //! names what the robot is looking at ("this is the white ball") or teaches a word ("vermilion
 //! is a red"); each such moment is kept with its views, pose and words. At night
 //! [`night::sleep_on`] fits the vision-language connector and the instruction head on them,

@@ -33,7 +33,9 @@ pub trait Embedder {
 
 impl Embedder for crate::regions::language::LanguageModel {
     fn embed_text(&mut self, text: &str) -> Result<Vec<f32>, String> {
-        self.embed(text).map(|e| e.to_vec()).map_err(|e| e.to_string())
+        self.embed(text)
+            .map(|e| e.to_vec())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -364,11 +366,9 @@ pub fn sleep_on(
                 let noun_s = noun.strip_suffix('s').unwrap_or(&noun).to_string();
                 let shape = match vocab.lookup(&noun) {
                     Some(("shape", t)) => t,
-                    Some((_, t)) => {
-                        return Err(refuse(format!(
-                            "\"{noun}\" is a colour ({t}); name its shape last (\"the {noun} ball\")"
-                        )))
-                    }
+                    Some((_, t)) => return Err(refuse(format!(
+                        "\"{noun}\" is a colour ({t}); name its shape last (\"the {noun} ball\")"
+                    ))),
                     None => {
                         vocab.add("shape", &noun_s, &noun_s);
                         new_words.push(LearnedWord {
@@ -418,8 +418,16 @@ pub fn sleep_on(
     // 2. Contradictions: one thing given two names.
     for i in 0..moments.len() {
         for j in i + 1..moments.len() {
-            if let (Lesson::Sees { colour: c1, shape: s1 }, Lesson::Sees { colour: c2, shape: s2 }) =
-                (&lessons[i], &lessons[j])
+            if let (
+                Lesson::Sees {
+                    colour: c1,
+                    shape: s1,
+                },
+                Lesson::Sees {
+                    colour: c2,
+                    shape: s2,
+                },
+            ) = (&lessons[i], &lessons[j])
             {
                 let (a, b) = (&moments[i], &moments[j]);
                 let same_place = a.scene == b.scene
@@ -517,7 +525,10 @@ pub fn sleep_on(
     // 4. Vision side.
     let tv = Instant::now();
     let bank_probe = old
-        .updated(&vec![0.0; old.in_dim() * old.out_dim()], new_concepts.clone())
+        .updated(
+            &vec![0.0; old.in_dim() * old.out_dim()],
+            new_concepts.clone(),
+        )
         .map_err(|e| NightError::Fit(e.to_string()))?;
     let d = old.in_dim();
     let out = old.out_dim();
@@ -658,11 +669,18 @@ pub fn sleep_on(
         }
         (
             hit as f64 / np.max(1) as f64,
-            if nn == 0 { 1.0 } else { agree as f64 / nn as f64 },
+            if nn == 0 {
+                1.0
+            } else {
+                agree as f64 / nn as f64
+            },
         )
     };
     let mut search = Vec::new();
-    let mut best = (cfg.lambdas.last().copied().unwrap_or(0.1), f64::NEG_INFINITY);
+    let mut best = (
+        cfg.lambdas.last().copied().unwrap_or(0.1),
+        f64::NEG_INFINITY,
+    );
     let mut heldout_view_accuracy = None;
     if test.npos > 0 {
         for &lambda in &cfg.lambdas {
@@ -707,7 +725,11 @@ pub fn sleep_on(
     } else {
         score(&conn, &train)
     };
-    let (_, test_agree) = if test.n > 0 { score(&conn, &test) } else { (0.0, train_agree) };
+    let (_, test_agree) = if test.n > 0 {
+        score(&conn, &test)
+    } else {
+        (0.0, train_agree)
+    };
     let agreement = (train_agree * (train.n - train.npos) as f64
         + test_agree * (test.n - test.npos) as f64)
         / ((train.n - train.npos) + (test.n - test.npos)).max(1) as f64;
@@ -778,8 +800,12 @@ pub fn sleep_on(
     // Old concepts' sentences (negatives, and the forgetting check).
     let colours: Vec<&str> = crate::world::Colour::ALL.iter().map(|c| c.name()).collect();
     let shapes: Vec<&str> = crate::world::Shape::ALL.iter().map(|s| s.name()).collect();
-    let old_sents = instruction::sentences(&colours, &shapes, cfg.old_sentences_per_concept, &mut pick);
-    let old_embs = embed_all(lang, &old_sents.iter().map(|s| s.text.clone()).collect::<Vec<_>>())?;
+    let old_sents =
+        instruction::sentences(&colours, &shapes, cfg.old_sentences_per_concept, &mut pick);
+    let old_embs = embed_all(
+        lang,
+        &old_sents.iter().map(|s| s.text.clone()).collect::<Vec<_>>(),
+    )?;
     let old_labels: Vec<usize> = old_sents.iter().map(|s| head0.outputs[s.output]).collect();
     budget("embedding sentences")?;
     let mut pos_sets: Vec<(Vec<Vec<f32>>, usize)> = Vec::new();
@@ -866,7 +892,11 @@ pub fn sleep_on(
                         .zip(&w)
                         .map(|((a, m), wi)| (a - m) as f64 * wi)
                         .sum::<f64>();
-                let m = if *is_pos { t - margin as f64 } else { t + margin as f64 };
+                let m = if *is_pos {
+                    t - margin as f64
+                } else {
+                    t + margin as f64
+                };
                 let bad = if *is_pos {
                     sc < m + 0.5 * margin as f64
                 } else {
@@ -908,7 +938,8 @@ pub fn sleep_on(
                 .map(move |(_, q)| (q, *k))
         })
         .collect();
-    let old_set: Vec<(&Vec<f32>, usize)> = old_embs.iter().zip(old_labels.iter().copied()).collect();
+    let old_set: Vec<(&Vec<f32>, usize)> =
+        old_embs.iter().zip(old_labels.iter().copied()).collect();
     let heldout_sentence_accuracy = if taught_held.is_empty() {
         1.0
     } else {

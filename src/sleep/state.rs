@@ -229,8 +229,8 @@ impl BrainState {
         let hbytes = bytes
             .get(12..12 + hlen)
             .ok_or_else(|| corrupt("truncated header"))?;
-        let header: StateHeader = serde_json::from_slice(hbytes)
-            .map_err(|e| corrupt(&format!("header: {e}")))?;
+        let header: StateHeader =
+            serde_json::from_slice(hbytes).map_err(|e| corrupt(&format!("header: {e}")))?;
         if header.format != "brainloop-state" {
             return Err(corrupt("not a brainloop state file (format)"));
         }
@@ -277,7 +277,9 @@ impl BrainState {
             return Err(corrupt("trailing bytes"));
         }
         if hex(&Sha256::digest(conn)) != header.connector_sha256 {
-            return Err(corrupt("the connector inside does not match its recorded sha256"));
+            return Err(corrupt(
+                "the connector inside does not match its recorded sha256",
+            ));
         }
         let connector = AlignConnector::from_file_bytes(conn)
             .map_err(|e| corrupt(&format!("connector: {e}")))?;
@@ -364,7 +366,9 @@ mod tests {
         let e = BrainState::load(&p).unwrap_err().to_string();
         assert!(e.contains("version 2"), "{e}");
         // Another vision width.
-        BrainState::fresh(toy(1280), "base".into()).save(&p).unwrap();
+        BrainState::fresh(toy(1280), "base".into())
+            .save(&p)
+            .unwrap();
         let e = BrainState::load(&p).unwrap_err().to_string();
         assert!(e.contains("vision width of 1280"), "{e}");
         // Another vision model.
@@ -376,7 +380,10 @@ mod tests {
         // No checksum file.
         s.save(&p).unwrap();
         std::fs::remove_file(checksum_path(&p)).unwrap();
-        assert!(BrainState::load(&p).unwrap_err().to_string().contains("checksum"));
+        assert!(BrainState::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         // Garbage.
         assert!(BrainState::from_bytes(b"hello", &p).is_err());
     }

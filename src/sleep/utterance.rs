@@ -33,7 +33,9 @@ pub enum Teaching {
 #[non_exhaustive]
 pub enum UtteranceError {
     /// Not of a teaching form at all.
-    #[error("\"{0}\" names nothing: say \"this is the <colour> <shape>\" or \"<word> is a <colour>\"")]
+    #[error(
+        "\"{0}\" names nothing: say \"this is the <colour> <shape>\" or \"<word> is a <colour>\""
+    )]
     NamesNothing(String),
     /// A name without a colour (or without a shape).
     #[error("\"{0}\": name both its colour and its shape (\"this is the white ball\")")]
@@ -43,7 +45,17 @@ pub enum UtteranceError {
 const ARTICLES: [&str; 4] = ["the", "a", "an", "one"];
 /// Nouns that name no kind of thing: "this is the red thing" teaches nothing.
 const VAGUE: [&str; 12] = [
-    "thing", "one", "object", "stuff", "it", "this", "that", "something", "item", "here", "there",
+    "thing",
+    "one",
+    "object",
+    "stuff",
+    "it",
+    "this",
+    "that",
+    "something",
+    "item",
+    "here",
+    "there",
     "nothing",
 ];
 
@@ -71,7 +83,9 @@ pub fn parse(text: &str) -> Result<Teaching, UtteranceError> {
             w.insert(1, "is".into());
         }
     }
-    let is_at = w.iter().position(|x| x == "is" || x == "means" || x == "are");
+    let is_at = w
+        .iter()
+        .position(|x| x == "is" || x == "means" || x == "are");
     let Some(is_at) = is_at else {
         return Err(nothing());
     };
@@ -81,7 +95,12 @@ pub fn parse(text: &str) -> Result<Teaching, UtteranceError> {
         object.remove(0);
     }
     // "a kind of red", "a shade of red", "another word for red".
-    for lead in [["kind", "of"], ["shade", "of"], ["type", "of"], ["word", "for"]] {
+    for lead in [
+        ["kind", "of"],
+        ["shade", "of"],
+        ["type", "of"],
+        ["word", "for"],
+    ] {
         if object.len() > 2 && object[..2] == lead {
             object.drain(..2);
         }
@@ -149,7 +168,10 @@ mod tests {
                 correction: true
             }
         );
-        assert!(matches!(parse("that's a cyan cube"), Ok(Teaching::Name { .. })));
+        assert!(matches!(
+            parse("that's a cyan cube"),
+            Ok(Teaching::Name { .. })
+        ));
         assert_eq!(
             parse("vermilion is a red").unwrap(),
             Teaching::Synonym {

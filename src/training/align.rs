@@ -359,7 +359,13 @@ fn geom_labels(body: &MujocoBody, layout: &Layout) -> Vec<i32> {
 }
 
 /// Place the robot (free joint `root`) at `(x, y, yaw)` with a small tilt, and update kinematics.
-pub(crate) fn place(body: &mut MujocoBody, x: f64, y: f64, yaw: f64, tilt: f64) -> Result<(), AlignError> {
+pub(crate) fn place(
+    body: &mut MujocoBody,
+    x: f64,
+    y: f64,
+    yaw: f64,
+    tilt: f64,
+) -> Result<(), AlignError> {
     let model = body.model().clone();
     let j = model
         .name_to_id(MjtObjBase::mjOBJ_JOINT, "root")

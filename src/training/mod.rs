@@ -2,4 +2,3 @@
 //! simulated views (`brainloop align`). May depend on the simulator; runtime grounding does not.
 
 pub mod align;
-pub mod day;

@@ -171,7 +171,9 @@ pub fn load_day(path: &Path) -> Result<(DayFile, Vec<Scenario>, Vec<Scenario>), 
         return Err(err("teach: name at least one teaching scene".into()));
     }
     if day.test.is_empty() {
-        return Err(err("test: name at least one scenario that tests the day".into()));
+        return Err(err(
+            "test: name at least one scenario that tests the day".into()
+        ));
     }
     if !(day.night_max_s.is_finite() && (1.0..=3600.0).contains(&day.night_max_s)) {
         return Err(err("night_max_s: must be within 1..=3600".into()));
@@ -183,7 +185,10 @@ pub fn load_day(path: &Path) -> Result<(DayFile, Vec<Scenario>, Vec<Scenario>), 
         .map(|t| Scenario::load(&resolve(base, t)))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(s) = teach.iter().find(|s| s.teach.is_empty()) {
-        return Err(err(format!("teaching scene {} has no [[teach]] steps", s.name)));
+        return Err(err(format!(
+            "teaching scene {} has no [[teach]] steps",
+            s.name
+        )));
     }
     let test = day
         .test
@@ -314,7 +319,8 @@ pub fn teach_scene(
         let goal = match &step.object {
             None => Some(*layout.goal()),
             Some(o) => {
-                let kind = ObjectKind::parse(o).ok_or_else(|| fail(format!("`{o}` is not `<colour> <shape>`")))?;
+                let kind = ObjectKind::parse(o)
+                    .ok_or_else(|| fail(format!("`{o}` is not `<colour> <shape>`")))?;
                 let found = layout.objects.iter().find(|x| x.kind() == kind).copied();
                 if found.is_none() {
                     return Err(fail(format!("there is no {o} in this scene to drive to")));
@@ -330,8 +336,10 @@ pub fn teach_scene(
             'views: for (v, &d) in APPROACH.iter().enumerate().take(step.views) {
                 // Come from the start's side, a little around it for other backgrounds.
                 for k in 0..16 {
-                    let off = [0.0, 0.35, -0.35, 0.7, -0.7, 1.05, -1.05, 1.4, -1.4, 1.75, -1.75, 2.1, -2.1, 2.45, -2.45, 3.14][k]
-                        + 0.12 * (v as f64 - 3.0);
+                    let off = [
+                        0.0, 0.35, -0.35, 0.7, -0.7, 1.05, -1.05, 1.4, -1.4, 1.75, -1.75, 2.1,
+                        -2.1, 2.45, -2.45, 3.0,
+                    ][k] + 0.12 * (v as f64 - 3.0);
                     let phi = base + off;
                     let (x, y) = (g.x + d * phi.cos(), g.y + d * phi.sin());
                     let yaw = phi + std::f64::consts::PI;
@@ -341,9 +349,17 @@ pub fn teach_scene(
                         .iter()
                         .filter(|o| (o.x - g.x).hypot(o.y - g.y) > 1e-6)
                         .all(|o| (o.x - x).hypot(o.y - y) > ROBOT_RADIUS + o.shape.radius() + 0.03)
-                        && layout.boxes.iter().all(|b| b.distance(x, y) > ROBOT_RADIUS + 0.03);
+                        && layout
+                            .boxes
+                            .iter()
+                            .all(|b| b.distance(x, y) > ROBOT_RADIUS + 0.03);
                     // The object must be what the range ray ahead hits.
-                    if inside && clear && (range_ahead(params, &layout, x, y, yaw, 0.0) - (d - g.shape.radius())).abs() < 0.05 {
+                    if inside
+                        && clear
+                        && (range_ahead(params, &layout, x, y, yaw, 0.0) - (d - g.shape.radius()))
+                            .abs()
+                            < 0.05
+                    {
                         poses.push((x, y, yaw));
                         continue 'views;
                     }
@@ -515,9 +531,15 @@ fn eval_set(
                     report_dir: None,
                     ..opts.clone()
                 };
-                let r = crate::experiment::episode::run_episode(config, params, &set[i], &o, &mut |_| {})
-                    .map(|s| s.success)
-                    .map_err(|e| e.to_string());
+                let r = crate::experiment::episode::run_episode(
+                    config,
+                    params,
+                    &set[i],
+                    &o,
+                    &mut |_| {},
+                )
+                .map(|s| s.success)
+                .map_err(|e| e.to_string());
                 if let Ok(mut v) = results.lock() {
                     v[j] = Some(r);
                 }
@@ -599,7 +621,12 @@ pub fn run_day(
     let before_conn = Arc::new(start.connector.clone());
     let mut before = None;
     if opts.eval {
-        before = Some(eval(&before_conn, &tests, log, "before the night, the day's tests")?);
+        before = Some(eval(
+            &before_conn,
+            &tests,
+            log,
+            "before the night, the day's tests",
+        )?);
     }
     // Teaching.
     let t_teach = Instant::now();
