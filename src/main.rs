@@ -1167,9 +1167,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 workers: a.workers,
             };
             let base = brainloop::experiment::episode::EpisodeOptions::default();
-            let r = brainloop::experiment::day::run_day(&config, &params, &opts, &base, &mut |l| {
-                eprintln!("{l}")
-            })?;
+            let r =
+                brainloop::experiment::day::run_day(&config, &params, &opts, &base, &mut |l| {
+                    eprintln!("{l}")
+                })?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(ExitCode::SUCCESS)
         }

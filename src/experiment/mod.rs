@@ -10,10 +10,10 @@
 //! bus, zenoh across processes and DDS.
 
 pub mod brain;
-pub mod day;
 pub mod bus_bench;
 pub mod commands;
 pub mod console_bench;
+pub mod day;
 pub mod episode;
 pub mod loop_bench;
 pub mod pilot;

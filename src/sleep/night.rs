@@ -366,9 +366,11 @@ pub fn sleep_on(
                 let noun_s = noun.strip_suffix('s').unwrap_or(&noun).to_string();
                 let shape = match vocab.lookup(&noun) {
                     Some(("shape", t)) => t,
-                    Some((_, t)) => return Err(refuse(format!(
+                    Some((_, t)) => {
+                        return Err(refuse(format!(
                         "\"{noun}\" is a colour ({t}); name its shape last (\"the {noun} ball\")"
-                    ))),
+                    )))
+                    }
                     None => {
                         vocab.add("shape", &noun_s, &noun_s);
                         new_words.push(LearnedWord {
