@@ -26,6 +26,7 @@ pub mod robot;
 #[cfg(feature = "ros2")]
 pub mod ros2;
 pub mod sim;
+pub mod sleep;
 pub mod teleop;
 pub mod training;
 pub mod util;

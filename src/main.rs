@@ -57,6 +57,11 @@ enum Command {
     Sim(SimCli),
     /// Run every scenario over several seeds; print success rate, collisions, time and SPL.
     Eval(EvalCli),
+    /// A day in simulation: the day file's teaching (drive up to an object, say what it is),
+    /// then a night of learning; saves the learned state (`--state FILE`, with its sha256 and
+    /// the night's report). `--eval` measures the day's tests and the shipped scenarios before
+    /// and after and prints one JSON object.
+    Day(DayCli),
     /// Learn the vision-language alignment connector from simulated views (saved with its
     /// sha256 and training report under models/connectors/); prints held-out retrieval accuracy.
     Align(AlignCli),
@@ -976,6 +981,10 @@ struct SimCommon {
     /// region) cuts every edge out of it, `FROM->TO` one edge.
     #[arg(long, value_name = "EDGE")]
     cut: Vec<String>,
+    /// Run with a learned state (what `brainloop day --state FILE` saved) instead of the
+    /// shipped connector; a corrupt or mismatched file is refused.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1019,6 +1028,7 @@ impl SimCommon {
             },
             hil: self.hil,
             cut: self.cut,
+            state: self.state,
         }
     }
 }
@@ -1048,6 +1058,33 @@ struct SimCli {
     /// With --realtime: join the zenoh bus so `brainloop console` can attach.
     #[command(flatten)]
     net: NetCli,
+}
+
+#[derive(clap::Args)]
+struct DayCli {
+    /// The day file (e.g. days/01-white-ball.toml).
+    day: PathBuf,
+    /// Where to save the learned state.
+    #[arg(long)]
+    state: PathBuf,
+    /// Start from a previous night's state instead of the shipped connector.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Measure the day's tests and the shipped scenarios before and after the night.
+    #[arg(long)]
+    eval: bool,
+    /// Seeds per scenario when measuring.
+    #[arg(long, default_value_t = 5)]
+    episodes: usize,
+    /// Threads for the vision model while teaching.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Episodes run side by side when measuring (results do not depend on it).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -1128,6 +1165,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!("{}", commands::eval_table(&report));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Day(a) => {
+            use brainloop::experiment::commands;
+            let common = commands::CommonArgs {
+                config: a.config.clone(),
+                ..Default::default()
+            };
+            let config = commands::load_config_for(&common)?;
+            let params = brainloop::body::RobotParams::load_default();
+            let opts = brainloop::experiment::day::DayOptions {
+                day: a.day,
+                state: a.state,
+                from: a.from,
+                eval: a.eval,
+                episodes: a.episodes,
+                threads: a.threads,
+                workers: a.workers,
+            };
+            let base = brainloop::experiment::episode::EpisodeOptions::default();
+            let r =
+                brainloop::experiment::day::run_day(&config, &params, &opts, &base, &mut |l| {
+                    eprintln!("{l}")
+                })?;
+            println!("{}", serde_json::to_string(&r)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {

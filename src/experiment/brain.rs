@@ -190,6 +190,9 @@ pub struct BrainOptions {
     /// Run each region on its own thread at its rate, as `brainloop run` does (real-time runs),
     /// instead of stepping them in the caller's thread (lockstep: deterministic).
     pub region_threads: bool,
+    /// The grounded policy's connector when not the shipped one (a learned state's,
+    /// `--state FILE`).
+    pub connector: Option<Arc<crate::grounding::AlignConnector>>,
 }
 
 /// The modelled stall of tick `k` under the contention of `level` CPU burner threads: with
@@ -262,11 +265,21 @@ impl IntegratorBrain {
         let sightings: SightingCell = Arc::new(Mutex::new(None));
         let grounded = match opts.policy {
             PolicyKind::Pilot => None,
-            PolicyKind::Grounded => Some(crate::grounding::load_policy(params).map_err(|e| {
-                BrainError::Policy(format!(
-                    "{e} (train it with `brainloop align`, or use `--policy pilot`)"
-                ))
-            })?),
+            PolicyKind::Grounded => Some(
+                match &opts.connector {
+                    Some(c) => crate::grounding::policy_with(
+                        c.clone(),
+                        std::path::Path::new("--state"),
+                        params,
+                    ),
+                    None => crate::grounding::load_policy(params),
+                }
+                .map_err(|e| {
+                    BrainError::Policy(format!(
+                        "{e} (train it with `brainloop align`, or use `--policy pilot`)"
+                    ))
+                })?,
+            ),
         };
         let (pilot_target, policy_name) = match grounded {
             None => {

@@ -66,6 +66,9 @@ pub struct CommonArgs {
     /// Hardware in the loop: the real firmware on the emulated board instead of the simulated
     /// board (needs `make -C firmware all sim`).
     pub hil: bool,
+    /// A learned state (`brainloop day --state FILE`) to run with instead of the shipped
+    /// connector.
+    pub state: Option<PathBuf>,
 }
 
 /// `brainloop sim` arguments.
@@ -101,6 +104,12 @@ pub struct EvalArgs {
     pub scenarios: PathBuf,
     /// Seeds per scenario.
     pub episodes: usize,
+}
+
+/// The configuration `sim` and `eval` would use for `common` (for other commands that run
+/// episodes, e.g. `brainloop day`).
+pub fn load_config_for(common: &CommonArgs) -> Result<Config, CommandError> {
+    load_config(common)
 }
 
 fn load_config(common: &CommonArgs) -> Result<Config, CommandError> {
@@ -147,6 +156,27 @@ pub fn cut_edges(config: &mut Config, cut: &str) -> Result<usize, CommandError> 
         )));
     }
     Ok(n)
+}
+
+/// The connector of `--state FILE`, checked (None without the option).
+pub fn load_state(
+    common: &CommonArgs,
+) -> Result<Option<std::sync::Arc<crate::grounding::AlignConnector>>, CommandError> {
+    match &common.state {
+        None => Ok(None),
+        Some(p) => {
+            let s = crate::sleep::BrainState::load(p)
+                .map_err(|e| CommandError::Options(e.to_string()))?;
+            tracing::info!(
+                "state {}: {} learned concept(s) ({}), {} night(s)",
+                p.display(),
+                s.header.concepts.len(),
+                s.header.concepts.join(", "),
+                s.header.nights.len()
+            );
+            Ok(Some(std::sync::Arc::new(s.connector)))
+        }
+    }
 }
 
 fn episode_options(common: &CommonArgs) -> EpisodeOptions {
@@ -200,6 +230,7 @@ pub fn sim(args: &SimArgs) -> Result<(Summary, PathBuf), CommandError> {
         report_dir: Some(report.clone()),
         bus,
         stop: args.stop.clone(),
+        connector: load_state(&args.common)?,
         ..episode_options(&args.common)
     };
     claim_report_dir(&report, args.report.is_some(), args.overwrite)
@@ -317,12 +348,16 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport, CommandError> {
     let params = RobotParams::load_default();
     let scenarios = scenario::load_dir(&args.scenarios)?;
     let tty = std::io::stderr().is_terminal();
+    let opts = EpisodeOptions {
+        connector: load_state(&args.common)?,
+        ..episode_options(&args.common)
+    };
     let report = run_eval(
         &config,
         &params,
         &scenarios,
         args.episodes,
-        &episode_options(&args.common),
+        &opts,
         &mut |name, k, s| {
             if tty {
                 eprintln!(

@@ -99,6 +99,8 @@ pub struct EpisodeOptions {
     /// Set (by SIGINT / SIGTERM) to end the episode early: it stops the robot, scores what it
     /// did (outcome `interrupted`), writes the report and closes the recording cleanly.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The grounded policy's connector when not the shipped one (a learned state's).
+    pub connector: Option<std::sync::Arc<crate::grounding::AlignConnector>>,
 }
 
 impl Default for EpisodeOptions {
@@ -119,6 +121,7 @@ impl Default for EpisodeOptions {
             board: Board::Simulated,
             bus: None,
             stop: None,
+            connector: None,
         }
     }
 }
@@ -268,6 +271,7 @@ pub fn make_brain(
                 stress_level: opts.stress_level,
                 stress_seed: opts.seed.unwrap_or(0),
                 region_threads: opts.realtime,
+                connector: opts.connector.clone(),
             },
         )?),
     })

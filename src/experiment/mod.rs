@@ -13,6 +13,7 @@ pub mod brain;
 pub mod bus_bench;
 pub mod commands;
 pub mod console_bench;
+pub mod day;
 pub mod episode;
 pub mod loop_bench;
 pub mod pilot;

@@ -244,6 +244,72 @@ impl AlignConnector {
         self.lambda
     }
 
+    /// One cell's features as the linear map sees them (transformed and standardised), into
+    /// `out` (`in_dim`; non-finite values become 0, as in [`AlignConnector::project_token`]).
+    pub fn standardise(&self, x: &[f32], out: &mut [f64]) {
+        for (i, (o, &xi)) in out.iter_mut().zip(x).enumerate().take(self.in_dim) {
+            let v = (transform(xi, self.sqrt_features) - self.feat_mean[i]) * self.feat_scale[i];
+            *o = if v.is_finite() { v as f64 } else { 0.0 };
+        }
+    }
+
+    /// [`AlignConnector::project_token`] of features already standardised by
+    /// [`AlignConnector::standardise`].
+    pub fn project_standardised(&self, v: &[f32], out: &mut [f32]) {
+        out.copy_from_slice(&self.bias);
+        for (i, &vi) in v.iter().enumerate().take(self.in_dim) {
+            if vi != 0.0 && vi.is_finite() {
+                let row = &self.weights[i * self.out_dim..(i + 1) * self.out_dim];
+                for (o, w) in out.iter_mut().zip(row) {
+                    *o += vi * w;
+                }
+            }
+        }
+    }
+
+    /// The mean target of the fit (the bias of the linear map), `out_dim`.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// A copy with `delta` (`in_dim x out_dim`, row-major) added to the weights and `extra`
+    /// concepts appended to the bank (keys and dual basis recomputed; temperatures, feature
+    /// normaliser and instruction head kept). What a night of learning changes.
+    pub fn updated(&self, delta: &[f64], extra: Vec<Concept>) -> Result<Self, ConnectorError> {
+        if delta.len() != self.weights.len() {
+            return Err(ConnectorError::Data("weight update shape".into()));
+        }
+        let weights: Vec<f32> = self
+            .weights
+            .iter()
+            .zip(delta)
+            .map(|(w, d)| (*w as f64 + d) as f32)
+            .collect();
+        if weights.iter().any(|w| !w.is_finite()) {
+            return Err(ConnectorError::Data(
+                "non-finite weight after the update".into(),
+            ));
+        }
+        let mut concepts = self.concepts.clone();
+        concepts.extend(extra);
+        let mut c = Self::from_parts_with(
+            self.sqrt_features,
+            self.in_dim,
+            self.out_dim,
+            self.feat_mean.clone(),
+            self.feat_scale.clone(),
+            weights,
+            self.bias.clone(),
+            concepts,
+            self.lambda,
+        )?;
+        c.tau_token = self.tau_token;
+        c.tau_query = self.tau_query;
+        c.min_query_similarity = self.min_query_similarity;
+        c.instruction_head = self.instruction_head.clone();
+        Ok(c)
+    }
+
     /// Project one cell's features (`in_dim`) into the language space (`out_dim`), writing `out`.
     /// Allocation-free.
     pub fn project_token(&self, x: &[f32], out: &mut [f32]) {
@@ -330,8 +396,9 @@ impl AlignConnector {
             .fold(f32::NEG_INFINITY, f32::max)
     }
 
-    /// Save to `path` (weights) and `path.sha256` (checksum); returns the sha256 hex digest.
-    pub fn save(&self, path: &Path) -> Result<String, ConnectorError> {
+    /// The file's bytes (what [`AlignConnector::save`] writes; [`AlignConnector::from_file_bytes`]
+    /// reads them back).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         let header = Header {
             format: "brainloop-connector-1".into(),
             in_dim: self.in_dim,
@@ -344,10 +411,7 @@ impl AlignConnector {
             sqrt_features: self.sqrt_features,
             instruction_head: self.instruction_head.clone(),
         };
-        let json = serde_json::to_vec(&header).map_err(|e| ConnectorError::Format {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let json = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         let mut bytes = Vec::new();
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
@@ -363,6 +427,20 @@ impl AlignConnector {
         for c in &self.concepts {
             put(&c.prototype);
         }
+        Ok(bytes)
+    }
+
+    /// Parse the bytes of a connector file (no checksum: the caller checks its own).
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Self::from_bytes(bytes)
+    }
+
+    /// Save to `path` (weights) and `path.sha256` (checksum); returns the sha256 hex digest.
+    pub fn save(&self, path: &Path) -> Result<String, ConnectorError> {
+        let bytes = self.to_bytes().map_err(|message| ConnectorError::Format {
+            path: path.into(),
+            message,
+        })?;
         let io = |e| ConnectorError::Io {
             path: path.into(),
             source: e,

@@ -112,40 +112,50 @@ impl InstructionHead {
             / n
     }
 
+    /// Score of output row `r` for `q` (bias plus weights on the centred embedding).
+    #[inline]
+    fn row_score(&self, r: usize, q: &[f32]) -> f32 {
+        let d = self.dim();
+        let w = &self.weights[r * d..(r + 1) * d];
+        let mut s = self.bias[r];
+        for ((x, mu), wi) in q.iter().zip(&self.mean).zip(w) {
+            s += (x - mu) * wi;
+        }
+        s
+    }
+
+    /// Raw scores of every output row into `out` (`outputs.len()` long).
+    pub fn scores(&self, q: &[f32], out: &mut [f32]) {
+        for (r, o) in out.iter_mut().enumerate().take(self.outputs.len()) {
+            *o = self.row_score(r, q);
+        }
+    }
+
     /// Posterior over the connector's concepts (zero for those the head does not output) into
-    /// `out` (`concepts` long). Allocation-free.
+    /// `out` (`concepts` long). Several rows may name the same concept (a synonym learned in
+    /// sleep: "vermilion" rows for the red concepts): their probabilities add up.
+    /// Allocation-free.
     pub fn posterior(&self, q: &[f32], out: &mut [f32]) {
         out.iter_mut().for_each(|x| *x = 0.0);
-        let d = self.dim();
         let mut m = f32::NEG_INFINITY;
-        for (r, &o) in self.outputs.iter().enumerate() {
-            let w = &self.weights[r * d..(r + 1) * d];
-            let mut s = self.bias[r];
-            for ((x, mu), wi) in q.iter().zip(&self.mean).zip(w) {
-                s += (x - mu) * wi;
-            }
-            if let Some(slot) = out.get_mut(o) {
-                *slot = s;
-            }
-            m = m.max(s);
+        for r in 0..self.outputs.len() {
+            m = m.max(self.row_score(r, q));
         }
         if !m.is_finite() {
-            out.iter_mut().for_each(|x| *x = 0.0);
             return;
         }
         let mut z = 0.0;
-        for &o in &self.outputs {
+        for (r, &o) in self.outputs.iter().enumerate() {
+            let e = ((self.row_score(r, q) - m) / self.tau).exp();
             if let Some(x) = out.get_mut(o) {
-                *x = ((*x - m) / self.tau).exp();
-                z += *x;
+                *x += e;
+                z += e;
             }
         }
-        if z > 0.0 {
-            for &o in &self.outputs {
-                if let Some(x) = out.get_mut(o) {
-                    *x /= z;
-                }
-            }
+        if z > 0.0 && z.is_finite() {
+            out.iter_mut().for_each(|x| *x /= z);
+        } else {
+            out.iter_mut().for_each(|x| *x = 0.0);
         }
     }
 }
@@ -344,6 +354,29 @@ pub fn not_object_sentences(per_thing: usize, next: &mut dyn FnMut(usize) -> usi
         }
     }
     v
+}
+
+/// `n` instruction sentences naming an object with one of `colour_words` and one of
+/// `shape_words` (the same object forms and templates as [`sentences`]), drawn with `next(n)`:
+/// what a night of learning trains a taught word on.
+pub fn sentences_with(
+    colour_words: &[&str],
+    shape_words: &[&str],
+    n: usize,
+    next: &mut dyn FnMut(usize) -> usize,
+) -> Vec<String> {
+    if colour_words.is_empty() || shape_words.is_empty() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|_| {
+            let form = OBJECT_FORMS[next(OBJECT_FORMS.len())];
+            let obj = form
+                .replace("{c}", colour_words[next(colour_words.len())])
+                .replace("{s}", shape_words[next(shape_words.len())]);
+            TEMPLATES[next(TEMPLATES.len())].replace("{}", &obj)
+        })
+        .collect()
 }
 
 /// One generated training sentence.

@@ -46,6 +46,16 @@ pub fn load_policy_from(
     params: &crate::body::RobotParams,
 ) -> Result<GroundedPolicy, ConnectorError> {
     let connector = std::sync::Arc::new(AlignConnector::load(path)?);
+    policy_with(connector, path, params)
+}
+
+/// The grounded policy around an already loaded connector (a learned state's, from
+/// [`crate::sleep::BrainState`]); `path` names it in errors.
+pub fn policy_with(
+    connector: std::sync::Arc<AlignConnector>,
+    path: &std::path::Path,
+    params: &crate::body::RobotParams,
+) -> Result<GroundedPolicy, ConnectorError> {
     // A connector fitted on another vision model's features would match nothing, silently.
     let want = crate::regions::vision::SPATIAL_DIM;
     if connector.in_dim() != want {

@@ -145,6 +145,18 @@ pub fn mjcf(p: &RobotParams, layout: &Layout) -> String {
                     o.x, o.y
                 )
             }
+            Shape::Capsule => {
+                let (r, h) = (
+                    crate::world::CAPSULE_RADIUS,
+                    crate::world::CAPSULE_HALF_LENGTH,
+                );
+                format!(
+                    r#"type="capsule" size="{r} {h}" pos="{} {} {}""#,
+                    o.x,
+                    o.y,
+                    r + h
+                )
+            }
         };
         let _ = writeln!(s, r#"    <geom name="{name}" {geom} rgba="{c}"/>"#);
     }

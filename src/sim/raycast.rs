@@ -21,6 +21,7 @@ pub fn cast(layout: &Layout, ox: f64, oy: f64, angle: f64, max: f64) -> f64 {
             Shape::Cube => ray_box(ox, oy, dx, dy, o.x, o.y, 0.07, 0.07),
             Shape::Ball => ray_circle(ox, oy, dx, dy, o.x, o.y, 0.08),
             Shape::Cylinder => ray_circle(ox, oy, dx, dy, o.x, o.y, 0.07),
+            Shape::Capsule => ray_circle(ox, oy, dx, dy, o.x, o.y, crate::world::CAPSULE_RADIUS),
         };
         if let Some(t) = t {
             best = best.min(t);
@@ -48,6 +49,7 @@ pub fn clearance_all(layout: &Layout, x: f64, y: f64) -> f64 {
             }
             Shape::Ball => ((x - o.x).hypot(y - o.y) - 0.08).max(0.0),
             Shape::Cylinder => ((x - o.x).hypot(y - o.y) - 0.07).max(0.0),
+            Shape::Capsule => ((x - o.x).hypot(y - o.y) - crate::world::CAPSULE_RADIUS).max(0.0),
         })
         .fold(f64::INFINITY, f64::min);
     b.min(o)

@@ -76,6 +76,9 @@ pub struct ArenaSpec {
     pub start: Option<[f64; 3]>,
     /// Fixed goal object position `[x, y]` instead of a random one.
     pub goal_at: Option<[f64; 2]>,
+    /// Named extra objects ("yellow ball"), placed at random after the distractors (at most
+    /// 20; never the goal's kind): e.g. the known look-alikes of a taught thing.
+    pub objects: Vec<String>,
 }
 
 impl Default for ArenaSpec {
@@ -89,6 +92,7 @@ impl Default for ArenaSpec {
             walls: Vec::new(),
             start: None,
             goal_at: None,
+            objects: Vec::new(),
         }
     }
 }
@@ -163,6 +167,9 @@ pub struct Scenario {
     /// Several tasks in order (empty: the one task above).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// Teaching steps (`brainloop day` runs them): drive to an object, then say what it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teach: Vec<TeachStep>,
 }
 
 fn no_goal() -> GoalSpec {
@@ -170,6 +177,35 @@ fn no_goal() -> GoalSpec {
         object: String::new(),
         within_m: default_within(),
     }
+}
+
+/// One teaching step of a scenario: the privileged planner drives the robot up to an object
+/// (several views on the way), then the operator's utterance names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeachStep {
+    /// What the operator says ("this is the white ball", "vermilion is a red").
+    pub say: String,
+    /// The object to drive to, "colour shape" (default: the scenario's goal object). Used by the
+    /// planner only; the brain hears just `say`.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// Layout seed of the scene (default: the scenario's).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Drive up to the object first (false: say it from the start pose, looking ahead).
+    #[serde(default = "yes")]
+    pub drive: bool,
+    /// Camera views kept on the way (1..=12, default 8).
+    #[serde(default = "six")]
+    pub views: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn six() -> usize {
+    8
 }
 
 fn one() -> u8 {
@@ -298,9 +334,9 @@ impl Scenario {
         }
         if self.goal_kind().is_none() {
             errs.push(format!(
-                "goal.object: `{}` is not `<colour> <shape>` (colours: {}; shapes: ball, cube, cylinder)",
+                "goal.object: `{}` is not `<colour> <shape>` (colours: {}; shapes: ball, cube, cylinder, capsule)",
                 self.goal.object,
-                Colour::ALL.map(|c| c.name()).join(", ")
+                Colour::EVERY.map(|c| c.name()).join(", ")
             ));
         }
         if !(self.goal.within_m.is_finite() && (0.05..=5.0).contains(&self.goal.within_m)) {
@@ -360,6 +396,32 @@ impl Scenario {
             }
             if t.at.is_some_and(|a| !a.iter().all(|v| v.is_finite())) {
                 errs.push(format!("steps[{i}].at: finite numbers"));
+            }
+        }
+        if a.objects.len() > 20 {
+            errs.push("arena.objects: at most 20".into());
+        }
+        for o in &a.objects {
+            match ObjectKind::parse(o) {
+                None => errs.push(format!("arena.objects: `{o}` is not `<colour> <shape>`")),
+                Some(k) if Some(k) == self.goal_kind() => {
+                    errs.push(format!("arena.objects: `{o}` is the goal's kind"))
+                }
+                _ => {}
+            }
+        }
+        for (i, t) in self.teach.iter().enumerate() {
+            if t.say.trim().is_empty() || t.say.chars().count() > 200 {
+                errs.push(format!("teach[{i}].say: 1..=200 characters"));
+            }
+            if !(1..=12).contains(&t.views) {
+                errs.push(format!("teach[{i}].views: must be within 1..=12"));
+            }
+            if t.object
+                .as_deref()
+                .is_some_and(|o| ObjectKind::parse(o).is_none())
+            {
+                errs.push(format!("teach[{i}].object: not `<colour> <shape>`"));
             }
         }
         if !(1..=5).contains(&self.difficulty) {
@@ -551,6 +613,25 @@ impl Scenario {
                     objects.push(PlacedObject {
                         colour,
                         shape,
+                        x,
+                        y,
+                        goal: false,
+                    });
+                    break;
+                }
+            }
+        }
+        // Named extra objects.
+        for kind in a.objects.iter().filter_map(|o| ObjectKind::parse(o)) {
+            for _ in 0..500 {
+                let x = rng.range(-half + margin, half - margin);
+                let y = rng.range(-half + margin, half - margin);
+                if (x - start.0).hypot(y - start.1) > ROBOT_RADIUS + 0.4
+                    && free(x, y, kind.shape.radius(), &boxes, &objects)
+                {
+                    objects.push(PlacedObject {
+                        colour: kind.colour,
+                        shape: kind.shape,
                         x,
                         y,
                         goal: false,

@@ -252,6 +252,7 @@ enum Geometry {
     Box { size: [f64; 3] },
     Sphere { radius: f64 },
     Cylinder { radius: f64, length: f64 },
+    Capsule { radius: f64, length: f64 },
 }
 
 impl Geometry {
@@ -276,6 +277,12 @@ impl Geometry {
                     .leaf("length", &num(*length))
                     .close();
             }
+            Geometry::Capsule { radius, length } => {
+                x.open("capsule", &[])
+                    .leaf("radius", &num(*radius))
+                    .leaf("length", &num(*length))
+                    .close();
+            }
         }
         x.close();
     }
@@ -292,6 +299,13 @@ fn object_geometry(shape: Shape) -> (Geometry, f64) {
                 length: 0.2,
             },
             0.1,
+        ),
+        Shape::Capsule => (
+            Geometry::Capsule {
+                radius: crate::world::CAPSULE_RADIUS,
+                length: 2.0 * crate::world::CAPSULE_HALF_LENGTH,
+            },
+            crate::world::CAPSULE_RADIUS + crate::world::CAPSULE_HALF_LENGTH,
         ),
     }
 }
@@ -569,6 +583,7 @@ walls = [[0.5, 0.0, 0.05, 0.6]]
                 Geometry::Sphere { .. } => "<sphere>",
                 Geometry::Box { .. } => "<box>",
                 Geometry::Cylinder { .. } => "<cylinder>",
+                Geometry::Capsule { .. } => "<capsule>",
                 Geometry::Plane { .. } => unreachable!(),
             };
             assert_eq!(count(&b, tag), 2, "collision and visual: {b}");
@@ -627,7 +642,7 @@ walls = [[0.5, 0.0, 0.05, 0.6]]
                 Geometry::Box { size: s } => {
                     assert_eq!(size, s.iter().map(|v| v / 2.0).collect::<Vec<_>>())
                 }
-                Geometry::Cylinder { radius, length } => {
+                Geometry::Cylinder { radius, length } | Geometry::Capsule { radius, length } => {
                     assert_eq!(size, vec![radius, length / 2.0])
                 }
                 Geometry::Plane { .. } => unreachable!(),

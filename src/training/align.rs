@@ -120,6 +120,7 @@ fn shape_words(s: Shape) -> &'static [&'static str] {
         Shape::Ball => &["ball", "sphere"],
         Shape::Cube => &["cube", "box", "block"],
         Shape::Cylinder => &["cylinder", "cylindrical post"],
+        Shape::Capsule => &["capsule", "pill shape"],
     }
 }
 
@@ -323,6 +324,7 @@ fn random_layout(rng: &mut Rng, seed: u64) -> Option<Layout> {
             ..ArenaSpec::default()
         },
         steps: Vec::new(),
+        teach: Vec::new(),
     };
     s.layout(seed).ok()
 }
@@ -358,7 +360,13 @@ fn geom_labels(body: &MujocoBody, layout: &Layout) -> Vec<i32> {
 }
 
 /// Place the robot (free joint `root`) at `(x, y, yaw)` with a small tilt, and update kinematics.
-fn place(body: &mut MujocoBody, x: f64, y: f64, yaw: f64, tilt: f64) -> Result<(), AlignError> {
+pub(crate) fn place(
+    body: &mut MujocoBody,
+    x: f64,
+    y: f64,
+    yaw: f64,
+    tilt: f64,
+) -> Result<(), AlignError> {
     let model = body.model().clone();
     let j = model
         .name_to_id(MjtObjBase::mjOBJ_JOINT, "root")

@@ -23,10 +23,19 @@ pub enum Colour {
     Purple,
     /// Orange.
     Orange,
+    /// White (not in the shipped connector's training: taught by day, learned in sleep).
+    White,
+    /// Cyan (not in the shipped connector's training).
+    Cyan,
+    /// Pink (not in the shipped connector's training).
+    Pink,
+    /// Brown (not in the shipped connector's training).
+    Brown,
 }
 
 impl Colour {
-    /// Every colour.
+    /// The colours the shipped connector was trained on (`brainloop align`) and that the
+    /// scenario generator draws distractors from.
     pub const ALL: [Colour; 6] = [
         Colour::Red,
         Colour::Green,
@@ -34,6 +43,22 @@ impl Colour {
         Colour::Yellow,
         Colour::Purple,
         Colour::Orange,
+    ];
+    /// Colours the world can render that the shipped connector never saw: only a day's
+    /// teaching (`brainloop day`) makes them known.
+    pub const UNTRAINED: [Colour; 4] = [Colour::White, Colour::Cyan, Colour::Pink, Colour::Brown];
+    /// Every colour the world can render: [`Colour::ALL`] then [`Colour::UNTRAINED`].
+    pub const EVERY: [Colour; 10] = [
+        Colour::Red,
+        Colour::Green,
+        Colour::Blue,
+        Colour::Yellow,
+        Colour::Purple,
+        Colour::Orange,
+        Colour::White,
+        Colour::Cyan,
+        Colour::Pink,
+        Colour::Brown,
     ];
     /// Lower-case name.
     pub fn name(self) -> &'static str {
@@ -44,6 +69,10 @@ impl Colour {
             Colour::Yellow => "yellow",
             Colour::Purple => "purple",
             Colour::Orange => "orange",
+            Colour::White => "white",
+            Colour::Cyan => "cyan",
+            Colour::Pink => "pink",
+            Colour::Brown => "brown",
         }
     }
     /// Linear RGB in 0..1 as rendered.
@@ -55,11 +84,15 @@ impl Colour {
             Colour::Yellow => [0.92, 0.85, 0.1],
             Colour::Purple => [0.55, 0.15, 0.75],
             Colour::Orange => [1.0, 0.45, 0.0],
+            Colour::White => [0.97, 0.97, 0.97],
+            Colour::Cyan => [0.0, 0.8, 0.85],
+            Colour::Pink => [1.0, 0.45, 0.75],
+            Colour::Brown => [0.45, 0.26, 0.1],
         }
     }
-    /// Parse a word (`"red"`).
+    /// Parse a word (`"red"`; every colour, trained or not).
     pub fn from_word(w: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == w)
+        Self::EVERY.into_iter().find(|c| c.name() == w)
     }
 }
 
@@ -73,17 +106,25 @@ pub enum Shape {
     Cube,
     /// An upright cylinder.
     Cylinder,
+    /// An upright capsule (a cylinder with hemispherical ends; not in the shipped connector's
+    /// training).
+    Capsule,
 }
 
 impl Shape {
-    /// Every shape.
+    /// The shapes the shipped connector was trained on and distractors are drawn from.
     pub const ALL: [Shape; 3] = [Shape::Ball, Shape::Cube, Shape::Cylinder];
+    /// Shapes the shipped connector never saw.
+    pub const UNTRAINED: [Shape; 1] = [Shape::Capsule];
+    /// Every shape the world can render.
+    pub const EVERY: [Shape; 4] = [Shape::Ball, Shape::Cube, Shape::Cylinder, Shape::Capsule];
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {
             Shape::Ball => "ball",
             Shape::Cube => "cube",
             Shape::Cylinder => "cylinder",
+            Shape::Capsule => "capsule",
         }
     }
     /// Parse a word, with common synonyms.
@@ -92,6 +133,7 @@ impl Shape {
             "ball" | "sphere" | "balls" => Some(Shape::Ball),
             "cube" | "box" | "block" | "cubes" => Some(Shape::Cube),
             "cylinder" | "can" | "pillar" | "cylinders" => Some(Shape::Cylinder),
+            "capsule" | "capsules" => Some(Shape::Capsule),
             _ => None,
         }
     }
@@ -101,9 +143,15 @@ impl Shape {
             Shape::Ball => 0.08,
             Shape::Cube => 0.07 * std::f64::consts::SQRT_2,
             Shape::Cylinder => 0.07,
+            Shape::Capsule => CAPSULE_RADIUS,
         }
     }
 }
+
+/// Radius of a capsule, m (its cylindrical part is [`CAPSULE_HALF_LENGTH`] x 2 tall).
+pub const CAPSULE_RADIUS: f64 = 0.06;
+/// Half length of a capsule's cylindrical part, m (total height 2 x (0.06 + 0.06) = 0.24 m).
+pub const CAPSULE_HALF_LENGTH: f64 = 0.06;
 
 /// A named object kind: colour and shape, e.g. "red ball".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
