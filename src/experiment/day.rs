@@ -285,6 +285,29 @@ fn cells_ahead(params: &RobotParams, dist: f64) -> (Vec<usize>, Vec<usize>) {
     (pos, neg)
 }
 
+/// The vision region's spatial tokens (`GRID`² cells of `dim`) seen by the camera with the robot
+/// placed at `pose` (x, y, yaw) in `body`'s room.
+fn view_at(
+    body: &mut MujocoBody,
+    camera: &mut SimCamera,
+    vision: &mut VisionModel,
+    dim: usize,
+    (x, y, yaw): (f64, f64, f64),
+    fail: &dyn Fn(String) -> DayError,
+) -> Result<Vec<f32>, DayError> {
+    crate::training::align::place(body, x, y, yaw, 0.0).map_err(|e| fail(e.to_string()))?;
+    let rgb = camera
+        .render_rgb(body)
+        .map_err(|e| fail(format!("camera: {e}")))?;
+    vision.run_frame(&Frame {
+        width: rgb.width,
+        height: rgb.height,
+        stamp_ns: 0,
+        data: rgb.data,
+    })?;
+    Ok(vision.spatial[..crate::regions::vision::GRID.pow(2) * dim].to_vec())
+}
+
 /// Carry out one scene's teaching steps: the moments they leave in the day's memory.
 pub fn teach_scene(
     params: &RobotParams,
@@ -401,19 +424,7 @@ pub fn teach_scene(
             if pos.is_empty() {
                 continue;
             }
-            crate::training::align::place(&mut body, x, y, yaw, 0.0)
-                .map_err(|e| fail(e.to_string()))?;
-            let rgb = camera
-                .render_rgb(&mut body)
-                .map_err(|e| fail(format!("camera: {e}")))?;
-            let frame = Frame {
-                width: rgb.width,
-                height: rgb.height,
-                stamp_ns: 0,
-                data: rgb.data,
-            };
-            vision.run_frame(&frame)?;
-            let spatial = vision.spatial[..crate::regions::vision::GRID.pow(2) * dim].to_vec();
+            let spatial = view_at(&mut body, &mut camera, vision, dim, (x, y, yaw), &fail)?;
             views.push(View {
                 spatial,
                 positive: pos,
@@ -461,20 +472,10 @@ pub fn teach_scene(
             if !inside || off.abs() < 1.9 || layout.clearance(x, y) < ROBOT_RADIUS + 0.05 {
                 continue;
             }
-            crate::training::align::place(&mut body, x, y, yaw, 0.0)
-                .map_err(|e| fail(e.to_string()))?;
-            let rgb = camera
-                .render_rgb(&mut body)
-                .map_err(|e| fail(format!("camera: {e}")))?;
-            vision.run_frame(&Frame {
-                width: rgb.width,
-                height: rgb.height,
-                stamp_ns: 0,
-                data: rgb.data,
-            })?;
+            let spatial = view_at(&mut body, &mut camera, vision, dim, (x, y, yaw), &fail)?;
             let cells = crate::regions::vision::GRID.pow(2);
             views.push(View {
-                spatial: vision.spatial[..cells * dim].to_vec(),
+                spatial,
                 positive: Vec::new(),
                 negative: (0..cells).collect(),
             });
