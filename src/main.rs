@@ -1158,6 +1158,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 common: a.common.into_lib(),
                 scenarios: a.scenarios,
                 episodes: a.episodes,
+                stop: Some(stop_on_signal()),
             };
             let report = commands::eval(&args)?;
             if a.json {
@@ -1276,155 +1277,163 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Bench { cmd } => match cmd {
-            BenchCmd::Sim {
-                scenario,
-                seconds,
-                json,
-            } => {
-                let rows = brainloop::experiment::commands::bench_sim(&scenario, seconds)?;
-                if json {
-                    println!("{}", serde_json::to_string(&rows)?);
-                } else {
-                    for r in rows {
-                        println!(
-                            "{:<58} {:>6.1} sim s in {:>6.2} wall s = {:>7.1}x real time ({} frames)",
-                            r.config, r.sim_s, r.wall_s, r.realtime_factor, r.camera_frames
-                        );
-                    }
+        Command::Bench { cmd } => {
+            // A benchmark cut short gives no figures; its helper processes are stopped by pid.
+            brainloop::util::children::exit_on_signal("bench");
+            run_bench(cmd)
+        }
+    }
+}
+
+fn run_bench(cmd: BenchCmd) -> Result<ExitCode> {
+    match cmd {
+        BenchCmd::Sim {
+            scenario,
+            seconds,
+            json,
+        } => {
+            let rows = brainloop::experiment::commands::bench_sim(&scenario, seconds)?;
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:<58} {:>6.1} sim s in {:>6.2} wall s = {:>7.1}x real time ({} frames)",
+                        r.config, r.sim_s, r.wall_s, r.realtime_factor, r.camera_frames
+                    );
                 }
-                Ok(ExitCode::SUCCESS)
             }
-            BenchCmd::Regions {
-                json,
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCmd::Regions {
+            json,
+            iters,
+            threads,
+            no_python,
+        } => {
+            use brainloop::regions::bench;
+            let opts = bench::BenchOptions {
                 iters,
                 threads,
-                no_python,
-            } => {
-                use brainloop::regions::bench;
-                let opts = bench::BenchOptions {
-                    iters,
-                    threads,
-                    python: !no_python,
-                    ..Default::default()
-                };
-                let report = bench::bench_regions(&opts)?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print!("{}", bench::format_table(&report));
-                }
-                Ok(ExitCode::SUCCESS)
+                python: !no_python,
+                ..Default::default()
+            };
+            let report = bench::bench_regions(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bench::format_table(&report));
             }
-            BenchCmd::Loop {
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCmd::Loop {
+            seconds,
+            rate,
+            stress,
+            stress_class,
+            no_drowsiness_feedback,
+            context,
+            width,
+            no_regions,
+            config,
+            json,
+        } => {
+            use brainloop::experiment::loop_bench as bench;
+            if stress > 16 {
+                anyhow::bail!("--stress {stress}: expected 0..=16 burner threads");
+            }
+            let cfg = match config {
+                Some(f) => Config::load(&f)?,
+                None => Config::default(),
+            };
+            let args = bench::LoopBenchArgs {
                 seconds,
-                rate,
+                rate_hz: rate,
                 stress,
-                stress_class,
-                no_drowsiness_feedback,
+                stress_class: match stress_class {
+                    StressClassArg::Realtime => bench::StressClass::Realtime,
+                    StressClassArg::Normal => bench::StressClass::Normal,
+                },
+                feedback: !no_drowsiness_feedback,
                 context,
                 width,
-                no_regions,
-                config,
-                json,
-            } => {
-                use brainloop::experiment::loop_bench as bench;
-                if stress > 16 {
-                    anyhow::bail!("--stress {stress}: expected 0..=16 burner threads");
-                }
-                let cfg = match config {
-                    Some(f) => Config::load(&f)?,
-                    None => Config::default(),
-                };
-                let args = bench::LoopBenchArgs {
-                    seconds,
-                    rate_hz: rate,
-                    stress,
-                    stress_class: match stress_class {
-                        StressClassArg::Realtime => bench::StressClass::Realtime,
-                        StressClassArg::Normal => bench::StressClass::Normal,
-                    },
-                    feedback: !no_drowsiness_feedback,
-                    context,
-                    width,
-                    regions: !no_regions,
-                };
-                let report = bench::run_loop_bench(&cfg, &args)?;
-                if json {
-                    println!("{}", serde_json::to_string(&report)?);
-                } else {
-                    print!("{}", bench::format_loop_report(&report));
-                }
-                Ok(ExitCode::SUCCESS)
+                regions: !no_regions,
+            };
+            let report = bench::run_loop_bench(&cfg, &args)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", bench::format_loop_report(&report));
             }
-            BenchCmd::Bus {
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCmd::Bus {
+            seconds,
+            rate,
+            json,
+            peer,
+        } => {
+            use brainloop::experiment::bus_bench as bench;
+            if let Some(spec) = peer {
+                bench::run_peer(&spec)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = bench::BusBenchOptions {
                 seconds,
-                rate,
-                json,
-                peer,
-            } => {
-                use brainloop::experiment::bus_bench as bench;
-                if let Some(spec) = peer {
-                    bench::run_peer(&spec)?;
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let opts = bench::BusBenchOptions {
-                    seconds,
-                    rate_hz: rate,
-                    ..Default::default()
-                };
-                let report = bench::run(&opts)?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print!("{}", bench::format_report(&report));
-                }
-                Ok(ExitCode::SUCCESS)
+                rate_hz: rate,
+                ..Default::default()
+            };
+            let report = bench::run(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bench::format_report(&report));
             }
-            BenchCmd::Console {
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCmd::Console {
+            seconds,
+            config,
+            seed,
+            json,
+        } => {
+            use brainloop::experiment::console_bench as bench;
+            let opts = bench::ConsoleBenchOptions {
                 seconds,
                 config,
                 seed,
-                json,
-            } => {
-                use brainloop::experiment::console_bench as bench;
-                let opts = bench::ConsoleBenchOptions {
-                    seconds,
-                    config,
-                    seed,
-                    ..Default::default()
-                };
-                let report = bench::run(&opts)?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print!("{}", bench::format_report(&report));
-                }
-                Ok(ExitCode::SUCCESS)
+                ..Default::default()
+            };
+            let report = bench::run(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bench::format_report(&report));
             }
-            BenchCmd::Link {
-                seconds,
-                rate,
-                firmware,
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCmd::Link {
+            seconds,
+            rate,
+            firmware,
+            realtime_priority,
+            json,
+        } => {
+            use brainloop::link::bench;
+            let opts = bench::LinkBenchOptions {
+                firmware_dir: firmware,
+                duration_s: seconds,
+                command_rate_hz: rate,
                 realtime_priority,
-                json,
-            } => {
-                use brainloop::link::bench;
-                let opts = bench::LinkBenchOptions {
-                    firmware_dir: firmware,
-                    duration_s: seconds,
-                    command_rate_hz: rate,
-                    realtime_priority,
-                };
-                let report = bench::run(&opts)?;
-                if json {
-                    println!("{}", serde_json::to_string(&report)?);
-                } else {
-                    println!("{}", report.text());
-                }
-                Ok(ExitCode::SUCCESS)
+            };
+            let report = bench::run(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.text());
             }
-        },
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Hostile or careless input on the command line and by signal: every numeric option is finite
 //! and bounded where it is read, with an error naming the option; an empty instruction is
 //! refused; `sim` (lockstep and `--realtime`) stops on SIGINT / SIGTERM with its summary written
-//! and its recording closed; `replay` fails on a corrupted recording.
+//! and its recording closed, `eval` with the figures of the episodes that finished, a benchmark
+//! with its helper processes stopped; `replay` fails on a corrupted recording.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -219,4 +220,110 @@ fn a_second_run_into_the_same_report_is_refused_unless_overwrite() {
         String::from_utf8_lossy(&third.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Start `brainloop args`, wait until `ready(pid)` (at most a minute), send SIGTERM to exactly that process; returns its output
+/// and the pids of its children at the moment of the signal.
+fn terminate_after(args: &[&str], ready: impl Fn(i32) -> bool) -> (Output, Vec<i32>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_brainloop"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn brainloop");
+    let pid = child.id() as i32;
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end && !ready(pid) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kids = children_of(pid);
+    // SAFETY: plain syscall on the pid of the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    let out = child.wait_with_output().expect("exits");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "{args:?} took {:?} to stop after SIGTERM",
+        t.elapsed()
+    );
+    (out, kids)
+}
+
+/// The pids of `pid`'s children (every thread's).
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut v = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
+        let Ok(t) = t else { continue };
+        let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        v.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    v
+}
+
+/// `eval` on SIGTERM stops the episode under way, leaves it out, and prints the figures of the
+/// episodes that finished, marked `interrupted` (before, the whole table was lost).
+#[test]
+fn eval_stops_on_sigterm_with_the_figures_of_the_finished_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/01-red-ball.toml"),
+        dir.path().join("01-red-ball.toml"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (out, _) = terminate_after(
+        &[
+            "eval",
+            "--scenarios",
+            dir.path().to_str().unwrap(),
+            "--episodes",
+            "100000",
+            "--body",
+            "kinematic",
+            "--json",
+        ],
+        |_| started.elapsed() > Duration::from_secs(4),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(r["interrupted"], true, "{r}");
+    let rows = r["episodes"].as_array().expect("episodes").len();
+    assert!(rows < 100000);
+    assert_eq!(r["overall"]["episodes"], rows, "{r}");
+    for e in r["episodes"].as_array().unwrap() {
+        assert_ne!(
+            e["outcome"], "interrupted",
+            "a cut-short episode was counted: {e}"
+        );
+    }
+}
+
+/// A benchmark on SIGTERM stops its helper processes (here the Python worker of `bench
+/// regions`) by pid, says it gave no figures, and exits 130; none is left behind.
+#[test]
+fn bench_stops_its_helper_processes_on_sigterm() {
+    let (out, kids) = terminate_after(&["bench", "regions", "--iters", "1000000"], |pid| {
+        !children_of(pid).is_empty()
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!kids.is_empty(), "no helper process was started: {err}");
+    let end = Instant::now() + Duration::from_secs(5);
+    for k in kids {
+        // Reaped by brainloop or, once it exited, by init: either way it is gone.
+        while Instant::now() < end && Path::new(&format!("/proc/{k}")).exists() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !Path::new(&format!("/proc/{k}")).exists(),
+            "helper {k} outlived the bench"
+        );
+    }
 }

@@ -1102,6 +1102,7 @@ impl ChildPeer {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start the {what}"))?;
+        crate::util::children::track(child.id());
         let out = child.stdout.take().context("child stdout")?;
         let stdin = child.stdin.take();
         let (tx, lines) = crossbeam_channel::unbounded();
@@ -1167,6 +1168,8 @@ impl ChildPeer {
 
 impl Drop for ChildPeer {
     fn drop(&mut self) {
+        // Forgotten before it is reaped, so a signal never targets a reused pid.
+        crate::util::children::untrack(self.child.id());
         if let Ok(None) = self.child.try_wait() {
             let _ = self.send(&Cmd::Quit);
             self.stdin = None;

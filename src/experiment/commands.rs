@@ -104,6 +104,9 @@ pub struct EvalArgs {
     pub scenarios: PathBuf,
     /// Seeds per scenario.
     pub episodes: usize,
+    /// Set by SIGINT / SIGTERM: the episode under way stops the robot and is left out, and the
+    /// report covers the episodes that finished (`interrupted: true`).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The configuration `sim` and `eval` would use for `common` (for other commands that run
@@ -350,6 +353,7 @@ pub fn eval(args: &EvalArgs) -> Result<EvalReport, CommandError> {
     let tty = std::io::stderr().is_terminal();
     let opts = EpisodeOptions {
         connector: load_state(&args.common)?,
+        stop: args.stop.clone(),
         ..episode_options(&args.common)
     };
     let report = run_eval(
@@ -403,6 +407,9 @@ pub fn eval_table(r: &EvalReport) -> String {
     }
     out.push_str(&row("overall", &r.overall));
     out.push_str(&format!("brain: {}", r.brain));
+    if r.interrupted {
+        out.push_str("\ninterrupted: the figures cover only the episodes that finished");
+    }
     out
 }
 

@@ -397,6 +397,7 @@ impl Brain {
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
+        crate::util::children::track(child.id());
         Ok(Self {
             child,
             dir: dir.to_path_buf(),
@@ -468,6 +469,7 @@ impl Brain {
 
 impl Drop for Brain {
     fn drop(&mut self) {
+        crate::util::children::untrack(self.child.id());
         self.stop();
     }
 }

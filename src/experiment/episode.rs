@@ -957,8 +957,17 @@ pub struct EvalReport {
     pub stress_ms: f64,
     /// Modelled CPU contention (burner threads).
     pub stress_level: u32,
+    /// Set when SIGINT / SIGTERM ended the evaluation early: the figures cover only the
+    /// episodes that finished (the one cut short is left out).
+    pub interrupted: bool,
     /// Every episode, in the order run.
     pub episodes: Vec<EpisodeRow>,
+}
+
+fn stopped(opts: &EpisodeOptions) -> bool {
+    opts.stop
+        .as_ref()
+        .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// One episode of `eval`, for finding the failures.
@@ -992,7 +1001,8 @@ pub fn run_eval(
     }
     let mut all: Vec<(String, Summary)> = Vec::new();
     let mut brain = String::new();
-    for s in scenarios {
+    let mut interrupted = false;
+    'scenarios: for s in scenarios {
         for k in 0..episodes {
             let o = EpisodeOptions {
                 seed: Some(s.seed.wrapping_add(k as u64)),
@@ -1000,6 +1010,11 @@ pub fn run_eval(
                 ..opts.clone()
             };
             let summary = run_episode(config, params, s, &o, &mut |_| {})?;
+            if stopped(opts) {
+                // Cut short by SIGINT / SIGTERM: it is not a measurement, so it is left out.
+                interrupted = true;
+                break 'scenarios;
+            }
             progress(&s.name, k, &summary);
             brain = summary.brain.clone();
             all.push((s.name.clone(), summary));
@@ -1007,6 +1022,9 @@ pub fn run_eval(
     }
     let mut per = std::collections::BTreeMap::new();
     for s in scenarios {
+        if interrupted && !all.iter().any(|(n, _)| *n == s.name) {
+            continue;
+        }
         let runs: Vec<&Summary> = all
             .iter()
             .filter(|(n, _)| *n == s.name)
@@ -1023,6 +1041,7 @@ pub fn run_eval(
         drowsiness_feedback: config.drowsiness.feedback,
         stress_ms: opts.stress_ms,
         stress_level: opts.stress_level,
+        interrupted,
         episodes: all
             .iter()
             .map(|(name, r)| EpisodeRow {

@@ -186,7 +186,9 @@ impl BoardProcess {
         let dir = std::env::temp_dir().join(format!("brainloop-board-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let link = dir.join("board.tty");
-        let mut child = Command::new(board_sim)
+        let mut cmd = Command::new(board_sim);
+        crate::util::children::tracked(&mut cmd);
+        let mut child = cmd
             .arg(elf)
             .arg("--link")
             .arg(&link)
@@ -197,6 +199,7 @@ impl BoardProcess {
             .stderr(Stdio::null())
             .spawn()
             .map_err(io_err(format!("starting {}", board_sim.display())))?;
+        crate::util::children::track(child.id());
         let stdout = child
             .stdout
             .take()
@@ -278,6 +281,8 @@ pub struct BoardStatus {
 
 impl Drop for BoardProcess {
     fn drop(&mut self) {
+        // Forgotten before it is reaped, so a signal never targets a reused pid.
+        crate::util::children::untrack(self.child.id());
         let _ = self.command("quit");
         let end = Instant::now() + Duration::from_millis(500);
         let mut exited = false;

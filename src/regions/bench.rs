@@ -103,7 +103,9 @@ impl PyWorker {
                 py.display()
             ));
         }
-        let mut child = Command::new(&py)
+        let mut cmd = Command::new(&py);
+        crate::util::children::tracked(&mut cmd);
+        let mut child = cmd
             .arg(&script)
             .arg("--models")
             .arg(models::models_dir())
@@ -116,6 +118,7 @@ impl PyWorker {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", py.display()))?;
+        crate::util::children::track(child.id());
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err("python worker has no pipes".into());
         };
@@ -162,6 +165,7 @@ impl PyWorker {
 
 impl Drop for PyWorker {
     fn drop(&mut self) {
+        crate::util::children::untrack(self.child.id());
         let _ = writeln!(self.stdin, "quit");
         let _ = self.stdin.flush();
         let _ = self.child.wait();

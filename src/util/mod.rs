@@ -1,6 +1,7 @@
 //! Leaf utilities every folder may use: the monotonic clock, the seeded PRNG and the dense
 //! solvers (nalgebra). Depends on nothing in the crate.
 
+pub mod children;
 pub mod clock;
 pub mod linalg;
 pub mod rng;
