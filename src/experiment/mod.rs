@@ -18,3 +18,4 @@ pub mod episode;
 pub mod loop_bench;
 pub mod pilot;
 pub mod soak;
+mod soak_bus;

@@ -27,7 +27,11 @@
 //! - `model_vanish`: the language model file disappears from the models directory (a private
 //!   copy); the region is rebuilt from it (as a supervisor restarting it would), which must fail
 //!   with a clear error while the running brain goes on; the file comes back and the rebuild
-//!   must succeed.
+//!   must succeed;
+//! - `node_kill` / `bus_partition`: the proprioception slot is switched to the same region running
+//!   as its own process on a zenoh bus on loopback ([`crate::experiment::soak_bus`]), which is
+//!   then killed with SIGKILL (and restarted after 1-2 s, as `up`'s supervisor would), or cut off
+//!   for 2-3 s by a relay that holds every byte and then lets the backlog through.
 //!
 //! Per class: injected, detected (the brain's own records or counters show it), time to a safe
 //! state (injection to the first moment the setpoint at the motors is zero, seen on a command or
@@ -41,6 +45,7 @@
 use crate::body::{Body, BodyError, RobotParams, SimulatedBody};
 use crate::brain::Sources;
 use crate::config::Config;
+use crate::experiment::soak_bus::{NodeFeed, ProprioSwitch};
 use crate::integrator::rt::{monotonic_ns, run_realtime, RecordRing, RtOptions};
 use crate::integrator::{IntegratorOptions, TickRecord};
 use crate::msg::{
@@ -90,11 +95,15 @@ pub enum FaultClass {
     EncoderGlitch,
     /// The language model file vanishes.
     ModelVanish,
+    /// The proprioception region's node process is killed (SIGKILL) and restarted.
+    NodeKill,
+    /// The bus between the proprioception node and the brain holds every byte, then heals.
+    BusPartition,
 }
 
 impl FaultClass {
     /// Every class.
-    pub const ALL: [FaultClass; 11] = [
+    pub const ALL: [FaultClass; 13] = [
         FaultClass::CpuBurst,
         FaultClass::RegionCrash,
         FaultClass::RegionHang,
@@ -106,6 +115,8 @@ impl FaultClass {
         FaultClass::BitFlips,
         FaultClass::EncoderGlitch,
         FaultClass::ModelVanish,
+        FaultClass::NodeKill,
+        FaultClass::BusPartition,
     ];
 
     /// Name in the report.
@@ -122,6 +133,8 @@ impl FaultClass {
             FaultClass::BitFlips => "bit_flips",
             FaultClass::EncoderGlitch => "encoder_glitch",
             FaultClass::ModelVanish => "model_vanish",
+            FaultClass::NodeKill => "node_kill",
+            FaultClass::BusPartition => "bus_partition",
         }
     }
 
@@ -666,6 +679,8 @@ fn plan(rng: &mut SplitMix) -> Vec<Planned> {
                 // Storms and flaps end when their script does.
                 FaultClass::EstopStorm | FaultClass::TeleopFlap => 0.0,
                 FaultClass::ModelVanish => 0.5,
+                FaultClass::NodeKill => rng.range(1.0, 2.0),
+                FaultClass::BusPartition => rng.range(2.0, 3.0),
             },
         })
         .collect()
@@ -777,20 +792,20 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
         .integrator
         .teleop_input("console")
         .context("the soak drives the override mux as `console`: [teleop.sources.console]")?;
-    let slots = brain.integrator.slots();
     let shed = crate::regions::ShedLevel::from_atomic(brain.integrator.shed_level());
     let region_names = brain.region_names();
     let mut regions = Vec::new();
-    for mut r in std::mem::take(&mut brain.regions) {
+    let mut proprio_region = None;
+    for r in std::mem::take(&mut brain.regions) {
         if r.id == RegionId::Proprioception {
-            r.region = Box::new(FaultyRegion {
-                inner: r.region,
-                mode: oracle.clone(),
-                buf: Vec::new(),
-            });
+            proprio_region = Some(r);
+        } else {
+            regions.push(r);
         }
-        regions.push(r);
     }
+    let proprio_region = proprio_region.context("the soak needs the proprioception region")?;
+    // Its slot's writer is shared with the node's forwarder (for `node_kill`/`bus_partition`).
+    let switch = ProprioSwitch::new(proprio_region.writer);
     let o2 = oracle.clone();
     let clock: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::new(move || {
         let t = monotonic_ns() as i64 + o2.clock_offset_ns.load(Ordering::Relaxed);
@@ -798,6 +813,31 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
     });
     let mut handles: Vec<(RegionId, RegionHandle)> =
         crate::brain::spawn_regions(regions, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spawn_proprio = |region: Box<dyn Region>| -> Result<RegionHandle> {
+        let region: Box<dyn Region> = Box::new(FaultyRegion {
+            inner: region,
+            mode: oracle.clone(),
+            buf: Vec::new(),
+        });
+        let sw = switch.clone();
+        Ok(crate::regions::spawn(region, clock.clone(), move |e| {
+            sw.local(e)
+        })?)
+    };
+    handles.push((
+        RegionId::Proprioception,
+        spawn_proprio(proprio_region.region)?,
+    ));
+    // The same region as its own process on the bus, for the node faults.
+    let c3 = cell.clone();
+    let mut feed = NodeFeed::start(
+        &cfg,
+        &opts.config,
+        switch.clone(),
+        Arc::new(move || c3.0.load()),
+        opts.report_dir.join("node-proprioception.log"),
+    )
+    .context("soak: the proprioception node on the bus")?;
 
     // The recording.
     let mcap_path = opts.report_dir.join("run.mcap");
@@ -919,6 +959,39 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
         }
         let Some(p) = queue.pop() else { continue };
         let ci = p.class.index();
+        let node_fault = matches!(p.class, FaultClass::NodeKill | FaultClass::BusPartition);
+        let mut node_ready = true;
+        if node_fault {
+            // The brain's proprioception comes from the node for this fault: switch, and wait
+            // (at most 10 s) until its embeddings keep the brain healthy.
+            if !feed.node_running() {
+                feed.spawn_node()?;
+            }
+            feed.use_node(true);
+            let (from, t) = (feed.forwarded(), monotonic_ns());
+            let mut fresh_at = None;
+            loop {
+                let mut see = |r: &TickRecord| {
+                    if healthy(r) && fresh_at.is_none() && feed.forwarded() >= from + 5 {
+                        fresh_at = Some(r.now_ns);
+                    }
+                };
+                drain(&ring, &mut recorder, &mut recorded, &mut last, &mut see)?;
+                if fresh_at.is_some_and(|f| monotonic_ns() > f + 300_000_000) {
+                    break;
+                }
+                if monotonic_ns() > t + 10_000_000_000 || stop.load(Ordering::SeqCst) {
+                    node_ready = false;
+                    tracing::error!(
+                        class = p.class.name(),
+                        forwarded = feed.forwarded() - from,
+                        "soak: the proprioception node never fed the brain"
+                    );
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let inj = monotonic_ns();
         recorder.record(
             "/soak/fault",
@@ -1035,6 +1108,18 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                 oracle.noise.store(3, Ordering::Release);
                 fault_end = inj + (p.duration_s * 1e9) as u64;
             }
+            FaultClass::NodeKill | FaultClass::BusPartition => {
+                // The node's embeddings stop reaching the slot: proprioception goes stale and
+                // the brain must stop the robot within its staleness timeout.
+                oracle.start_sample(inj);
+                oracle.set_deadline(inj + proprio_stale_ns + ramp_ns + grace_ns);
+                if p.class == FaultClass::NodeKill {
+                    feed.kill_node();
+                } else {
+                    feed.partition(true);
+                }
+                fault_end = inj + (p.duration_s * 1e9) as u64;
+            }
             FaultClass::ModelVanish => {
                 let f = models.join("language.onnx");
                 let gone = models.join("language.onnx.vanished");
@@ -1085,9 +1170,11 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                     FaultClass::CpuBurst => {
                         r.missed > 0 || r.late_mask != 0 || r.lateness_ns > period_ns / 4
                     }
-                    FaultClass::RegionCrash | FaultClass::RegionHang | FaultClass::RegionNan => {
-                        r.stale_mask & proprio_bit != 0
-                    }
+                    FaultClass::RegionCrash
+                    | FaultClass::RegionHang
+                    | FaultClass::RegionNan
+                    | FaultClass::NodeKill
+                    | FaultClass::BusPartition => r.stale_mask & proprio_bit != 0,
                     FaultClass::EstopStorm => r.estop,
                     FaultClass::TeleopFlap => r.source == ControlSource::Teleop,
                     FaultClass::ClockStep
@@ -1138,18 +1225,7 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                             shed.clone(),
                         )
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
-                        let writer = slots
-                            .writer(RegionId::Proprioception)
-                            .context("the crashed region's slot is still taken")?;
-                        let region: Box<dyn Region> = Box::new(FaultyRegion {
-                            inner: region,
-                            mode: oracle.clone(),
-                            buf: Vec::new(),
-                        });
-                        let h = crate::regions::spawn(region, clock.clone(), move |e| {
-                            let _ = writer.publish(e);
-                        })?;
-                        handles.push((RegionId::Proprioception, h));
+                        handles.push((RegionId::Proprioception, spawn_proprio(region)?));
                         tracing::info!(
                             "soak: the supervisor restarted the crashed proprioception region"
                         );
@@ -1157,6 +1233,9 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
                 }
             }
             FaultClass::ClockStep => oracle.clock_offset_ns.store(0, Ordering::Release),
+            // The supervisor restarts the killed node; the bus heals.
+            FaultClass::NodeKill => feed.spawn_node()?,
+            FaultClass::BusPartition => feed.partition(false),
             FaultClass::EncoderGlitch => {
                 oracle.noise.store(0, Ordering::Release);
                 std::thread::sleep(Duration::from_millis(2 * period_ns / 1_000_000));
@@ -1220,6 +1299,14 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        if node_fault {
+            feed.use_node(false);
+            tracing::info!(
+                class = p.class.name(),
+                refused_late = feed.refused(),
+                "soak: proprioception back in process"
+            );
+        }
         // A sample still open when the fault is over is dropped (e.g. a press cleared before
         // any tick, or a robot already standing still that no tick commanded again).
         oracle.sample_from.store(0, Ordering::Release);
@@ -1234,7 +1321,7 @@ pub fn run(opts: &SoakOptions, stop: Arc<AtomicBool>) -> Result<SoakReport> {
             .expect("every class has a row");
         rep.injected += 1;
         rep.detected += w.detected as u64;
-        rep.recovered += (w.healthy_at.is_some() && rebuild_ok) as u64;
+        rep.recovered += (w.healthy_at.is_some() && rebuild_ok && node_ready) as u64;
         let checkpoint = opts.report_dir.join("summary.json");
         write_json_atomic(
             &checkpoint,
